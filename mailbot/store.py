@@ -1,0 +1,609 @@
+"""TinyDB adapter: one JSON file, atomic durable commits, in-memory indexes, one writer.
+
+How durability works: TinyDB talks to :class:`AtomicJSONStorage`, which keeps the
+whole document in memory and writes only when :meth:`Store.commit` is called. A
+commit serialises everything to a temporary file in the same directory (mode
+0600), fsyncs it, renames it over the database and fsyncs the directory, so a
+``kill -9`` at any instant leaves either the old file or the new one, both
+loadable. Touchpoints and the per-folder sync cursor are committed together:
+either both are on disk or neither is, which is what makes a restart lose and
+duplicate nothing.
+
+One writer: an exclusive ``flock`` on ``mailbot.lock`` is taken by every process
+that opens the store for writing (the daemon, ``import``); read-only openers
+(``customers``) take none and read the last committed file.
+
+Tables: ``touchpoints``, ``contacts``, ``sync`` (one row per folder), ``decisions``
+(why a non-customer address is not a customer, counted), ``meta``; later issues add
+``drafts``, ``outbox``, ``suggestions``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from tinydb import TinyDB
+from tinydb.storages import Storage
+
+from .errors import StoreError
+from .models import (
+    Contact,
+    ContactStatus,
+    ContactSummary,
+    Direction,
+    FolderState,
+    Touchpoint,
+)
+
+log = logging.getLogger(__name__)
+
+DB_NAME = "mailbot.json"
+LOCK_NAME = "mailbot.lock"
+SCHEMA_VERSION = 1
+
+Doc = dict[str, Any]
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class AtomicJSONStorage(Storage):
+    """A TinyDB storage that reads once, keeps the data in memory, writes on ``flush``."""
+
+    def __init__(self, path: str, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._data: dict[str, dict[str, Doc]] | None = None
+        self.dirty = False
+        self.bytes_written = 0
+
+    def read(self) -> dict[str, dict[str, Doc]] | None:
+        if self._data is None:
+            self._data = load_file(self.path)
+        return self._data
+
+    def write(self, data: dict[str, dict[str, Doc]]) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only; refusing to change it")
+        self._data = data
+        self.dirty = True
+
+    def flush(self) -> None:
+        if not self.dirty or self._data is None:
+            return
+        payload = json.dumps(self._data, separators=(",", ":"), ensure_ascii=False).encode()
+        atomic_write(self.path, payload)
+        self.bytes_written += len(payload)
+        self.dirty = False
+
+    def close(self) -> None:
+        """Closing never writes: uncommitted changes are dropped on purpose."""
+
+
+def load_file(path: Path) -> dict[str, dict[str, Doc]]:
+    """Load the database file; a missing file is an empty database.
+
+    Anything unreadable raises :class:`StoreError` and the file is left as it is.
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise StoreError(f"cannot read the database {path}: {exc.strerror}") from exc
+    if not raw.strip():
+        raise StoreError(
+            f"the database {path} is empty (0 bytes); it was not written by mailbot. "
+            "Move it away to start afresh; mailbot will not overwrite it."
+        )
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise StoreError(
+            f"the database {path} is not valid JSON ({exc}); mailbot will not overwrite it. "
+            "Restore it from a backup or move it away to start afresh."
+        ) from exc
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise StoreError(
+            f"the database {path} does not look like mailbot's (top level is not a table map); "
+            "mailbot will not overwrite it."
+        )
+    return data
+
+
+def atomic_write(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` so that a crash leaves the old or the new file, whole."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    dfd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+# --------------------------------------------------------------------------- codecs
+
+
+def _dt(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_dt(value: Any) -> datetime | None:
+    return datetime.fromisoformat(value) if isinstance(value, str) and value else None
+
+
+def touchpoint_to_doc(tp: Touchpoint) -> Doc:
+    return {
+        "key": tp.key,
+        "message_id": tp.message_id,
+        "contact": tp.contact,
+        "direction": tp.direction.value,
+        "date": tp.date.isoformat(),
+        "subject": tp.subject,
+        "snippet": tp.snippet,
+        "thread_key": tp.thread_key,
+        "folder": tp.folder,
+        "uidvalidity": tp.uidvalidity,
+        "uid": tp.uid,
+        "reason": tp.reason,
+        "needs_reply": tp.needs_reply,
+        "opt_out": tp.opt_out,
+        "negative": tp.negative,
+    }
+
+
+def touchpoint_from_doc(doc: Mapping[str, Any]) -> Touchpoint:
+    date = _parse_dt(doc["date"])
+    assert date is not None
+    return Touchpoint(
+        message_id=doc["message_id"],
+        contact=doc["contact"],
+        direction=Direction(doc["direction"]),
+        date=date,
+        subject=doc.get("subject", ""),
+        snippet=doc.get("snippet", ""),
+        thread_key=doc.get("thread_key", ""),
+        folder=doc.get("folder", ""),
+        uidvalidity=int(doc.get("uidvalidity", 0)),
+        uid=int(doc.get("uid", 0)),
+        reason=doc.get("reason", ""),
+        needs_reply=bool(doc.get("needs_reply", False)),
+        opt_out=bool(doc.get("opt_out", False)),
+        negative=bool(doc.get("negative", False)),
+    )
+
+
+def contact_to_doc(c: Contact) -> Doc:
+    return {
+        "address": c.address,
+        "name": c.name,
+        "status": c.status.value,
+        "status_reason": c.status_reason,
+        "aliases": list(c.aliases),
+        "snoozed_until": _dt(c.snoozed_until),
+        "value": c.value,
+        "tags": list(c.tags),
+        "imported": c.imported,
+    }
+
+
+def contact_from_doc(doc: Mapping[str, Any]) -> Contact:
+    return Contact(
+        address=doc["address"],
+        name=doc.get("name", ""),
+        status=ContactStatus(doc.get("status", "customer")),
+        status_reason=doc.get("status_reason", ""),
+        aliases=tuple(doc.get("aliases", ())),
+        snoozed_until=_parse_dt(doc.get("snoozed_until")),
+        value=doc.get("value", ""),
+        tags=tuple(doc.get("tags", ())),
+        imported=bool(doc.get("imported", False)),
+    )
+
+
+def folder_to_doc(s: FolderState) -> Doc:
+    return {
+        "folder": s.folder,
+        "uidvalidity": s.uidvalidity,
+        "last_uid": s.last_uid,
+        "backfill_next": s.backfill_next,
+        "backfill_done": s.backfill_done,
+        "last_sync": _dt(s.last_sync),
+    }
+
+
+def folder_from_doc(doc: Mapping[str, Any]) -> FolderState:
+    return FolderState(
+        folder=doc["folder"],
+        uidvalidity=int(doc["uidvalidity"]),
+        last_uid=int(doc["last_uid"]),
+        backfill_next=int(doc["backfill_next"]),
+        backfill_done=bool(doc.get("backfill_done", False)),
+        last_sync=_parse_dt(doc.get("last_sync")),
+    )
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def needs_reply_keys(tps: Iterable[Touchpoint]) -> set[str]:
+    """Keys of the inbound touchpoints (of one contact) that still want an answer.
+
+    An inbound message needs a reply when it is the latest message of its thread
+    and the owner has written nothing to this contact since (an answer in a new
+    thread counts: the owner may reply from a fresh email).
+    """
+    items = sorted(tps, key=lambda t: t.date)
+    last_out = max((t.date for t in items if t.direction is Direction.OUTBOUND), default=None)
+    latest_by_thread: dict[str, Touchpoint] = {}
+    for t in items:
+        latest_by_thread[t.thread_key or t.message_id] = t
+    out: set[str] = set()
+    for t in latest_by_thread.values():
+        if t.direction is Direction.INBOUND and (last_out is None or last_out < t.date):
+            out.add(t.key)
+    return out
+
+
+# --------------------------------------------------------------------------- store
+
+
+class Store:
+    """The database, its indexes, and the only code that writes it."""
+
+    def __init__(self, data_dir: Path, *, readonly: bool = False) -> None:
+        self.data_dir = Path(data_dir)
+        self.path = self.data_dir / DB_NAME
+        self.readonly = readonly
+        self._lock_fd: int | None = None
+        self._mutex = threading.RLock()
+        if not readonly:
+            self._prepare_dir()
+            self._take_lock()
+        elif not self.path.exists():
+            raise StoreError(
+                f"no database at {self.path} yet; "
+                "run 'mailbot run --once' or 'mailbot import' first"
+            )
+        self._storage: AtomicJSONStorage | None = None
+        try:
+            self.db = TinyDB(str(self.path), storage=AtomicJSONStorage, readonly=readonly)
+            storage = self.db.storage
+            assert isinstance(storage, AtomicJSONStorage)
+            self._storage = storage
+            self._build_indexes()
+        except BaseException:
+            self._release_lock()
+            raise
+
+    # -- lifecycle
+
+    def _prepare_dir(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the data directory {self.data_dir}: {exc.strerror}"
+            ) from exc
+        if self.path.exists() and (self.path.stat().st_mode & 0o077):
+            os.chmod(self.path, 0o600)
+
+    def _take_lock(self) -> None:
+        lock_path = self.data_dir / LOCK_NAME
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StoreError(
+                f"another mailbot process is using {self.data_dir} "
+                "(only one daemon or import at a time); stop it first"
+            ) from None
+        self._lock_fd = fd
+
+    def _release_lock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def close(self) -> None:
+        """Close without writing: call :meth:`commit` first to keep changes."""
+        self._release_lock()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- indexes
+
+    def _build_indexes(self) -> None:
+        self._tp_ids: dict[str, int] = {}
+        self._tp_by_contact: dict[str, list[Touchpoint]] = defaultdict(list)
+        self._contacts: dict[str, Contact] = {}
+        self._contact_ids: dict[str, int] = {}
+        self._folders: dict[str, FolderState] = {}
+        self._folder_ids: dict[str, int] = {}
+        self._decisions: dict[str, Doc] = {}
+        self._decision_ids: dict[str, int] = {}
+        self._seen_ids: set[str] = set()
+        # pending writes, applied to TinyDB in one operation per table at commit
+        self._new_tps: list[Touchpoint] = []
+        self._pending_keys: set[str] = set()
+        self._flag_changes: dict[str, bool] = {}
+        self._dirty_contacts: set[str] = set()
+        self._dirty_folders: set[str] = set()
+        self._dirty_decisions: set[str] = set()
+
+        meta = self.db.table("meta").all()
+        if meta and int(meta[0].get("schema", 0)) > SCHEMA_VERSION:
+            raise StoreError(
+                f"the database {self.path} was written by a newer mailbot "
+                f"(schema {meta[0]['schema']}); upgrade mailbot to read it"
+            )
+        try:
+            for doc in self.db.table("touchpoints"):
+                tp = touchpoint_from_doc(doc)
+                self._tp_ids[tp.key] = doc.doc_id
+                self._tp_by_contact[tp.contact].append(tp)
+                self._seen_ids.add(tp.message_id)
+            for doc in self.db.table("contacts"):
+                c = contact_from_doc(doc)
+                self._contacts[c.address] = c
+                self._contact_ids[c.address] = doc.doc_id
+            for doc in self.db.table("sync"):
+                s = folder_from_doc(doc)
+                self._folders[s.folder] = s
+                self._folder_ids[s.folder] = doc.doc_id
+            for doc in self.db.table("decisions"):
+                self._decisions[doc["address"]] = dict(doc)
+                self._decision_ids[doc["address"]] = doc.doc_id
+        except (KeyError, TypeError, ValueError) as exc:
+            raise StoreError(
+                f"the database {self.path} has a damaged record ({exc!r}); "
+                "mailbot will not overwrite it"
+            ) from exc
+
+    # -- reads
+
+    def has_touchpoint(self, key: str) -> bool:
+        return key in self._tp_ids or key in self._pending_keys
+
+    def seen_message(self, message_id: str) -> bool:
+        """Whether any touchpoint (committed or pending) came from this Message-ID."""
+        return message_id in self._seen_ids
+
+    def folder_state(self, folder: str) -> FolderState | None:
+        return self._folders.get(folder)
+
+    def folder_states(self) -> list[FolderState]:
+        return list(self._folders.values())
+
+    def contact(self, address: str) -> Contact | None:
+        return self._contacts.get(address.lower())
+
+    def contacts(self) -> dict[str, Contact]:
+        return dict(self._contacts)
+
+    def touchpoints_for(self, address: str) -> list[Touchpoint]:
+        return sorted(self._tp_by_contact.get(address.lower(), ()), key=lambda t: t.date)
+
+    def touchpoints(self) -> Iterator[Touchpoint]:
+        for tps in self._tp_by_contact.values():
+            yield from tps
+
+    def touchpoint_count(self) -> int:
+        return sum(len(v) for v in self._tp_by_contact.values())
+
+    def decision(self, address: str) -> Doc | None:
+        return self._decisions.get(address.lower())
+
+    def summaries(self) -> list[ContactSummary]:
+        """One row per known contact (customers and those marked otherwise)."""
+        rows = []
+        for addr in sorted(set(self._contacts) | set(self._tp_by_contact)):
+            rows.append(self._summary(addr))
+        return rows
+
+    def _summary(self, addr: str) -> ContactSummary:
+        tps = self._tp_by_contact.get(addr, [])
+        c = self._contacts.get(addr) or Contact(address=addr)
+        inbound = [t.date for t in tps if t.direction is Direction.INBOUND]
+        outbound = [t.date for t in tps if t.direction is Direction.OUTBOUND]
+        return ContactSummary(
+            address=addr,
+            name=c.name,
+            status=c.status,
+            first_seen=min((t.date for t in tps), default=None),
+            last_inbound=max(inbound, default=None),
+            last_outbound=max(outbound, default=None),
+            touchpoints=len(tps),
+            needs_reply=any(t.needs_reply for t in tps),
+        )
+
+    def summary(self, address: str) -> ContactSummary | None:
+        addr = address.lower()
+        if addr not in self._contacts and addr not in self._tp_by_contact:
+            return None
+        return self._summary(addr)
+
+    # -- writes (buffered until commit)
+
+    def add_touchpoints(self, tps: Iterable[Touchpoint]) -> int:
+        """Add touchpoints; ones already stored (same key) are ignored. Returns the new count."""
+        added = 0
+        touched: set[str] = set()
+        with self._mutex:
+            for tp in tps:
+                if tp.key in self._tp_ids or tp.key in self._pending_keys:
+                    continue
+                self._new_tps.append(tp)
+                self._pending_keys.add(tp.key)
+                self._tp_by_contact[tp.contact].append(tp)
+                self._seen_ids.add(tp.message_id)
+                touched.add(tp.contact)
+                added += 1
+            for contact in touched:
+                self._refresh_needs_reply(contact)
+        return added
+
+    def _refresh_needs_reply(self, contact: str) -> None:
+        tps = self._tp_by_contact[contact]
+        want = needs_reply_keys(tps)
+        for i, tp in enumerate(tps):
+            flag = tp.key in want
+            if tp.needs_reply != flag:
+                tps[i] = replace(tp, needs_reply=flag)
+                self._flag_changes[tp.key] = flag
+
+    def upsert_contact(self, contact: Contact) -> None:
+        with self._mutex:
+            self._contacts[contact.address] = contact
+            self._dirty_contacts.add(contact.address)
+
+    def ensure_contact(self, address: str, name: str = "") -> Contact:
+        """The contact for ``address``, created as a customer if new; fills in a missing name."""
+        c = self._contacts.get(address)
+        if c is None:
+            c = Contact(address=address, name=name)
+            self.upsert_contact(c)
+        elif name and not c.name:
+            c = replace(c, name=name)
+            self.upsert_contact(c)
+        return c
+
+    def set_folder_state(self, state: FolderState) -> None:
+        with self._mutex:
+            self._folders[state.folder] = state
+            self._dirty_folders.add(state.folder)
+
+    def note_decision(self, address: str, category: str, reason: str, when: datetime) -> None:
+        """Remember why an address's mail was not customer mail (counted, latest reason)."""
+        with self._mutex:
+            doc = self._decisions.get(address)
+            if doc is None:
+                doc = {"address": address, "category": category, "reason": reason, "count": 0}
+                self._decisions[address] = doc
+            doc["category"], doc["reason"] = category, reason
+            doc["count"] = int(doc.get("count", 0)) + 1
+            doc["last_seen"] = when.isoformat()
+            self._dirty_decisions.add(address)
+
+    @property
+    def pending(self) -> bool:
+        return bool(
+            self._new_tps
+            or self._flag_changes
+            or self._dirty_contacts
+            or self._dirty_folders
+            or self._dirty_decisions
+        )
+
+    def commit(self) -> None:
+        """Apply everything pending to TinyDB (one operation per table) and write atomically."""
+        with self._mutex:
+            if not self.pending:
+                return
+            db = self.db
+            if not db.table("meta").all():
+                db.table("meta").insert({"schema": SCHEMA_VERSION})
+            if self._flag_changes:
+                stored = {k: v for k, v in self._flag_changes.items() if k in self._tp_ids}
+                if stored:
+                    db.table("touchpoints").update(
+                        _set_needs_reply(stored), doc_ids=[self._tp_ids[k] for k in stored]
+                    )
+            if self._new_tps:
+                docs = []
+                for tp in self._new_tps:
+                    doc = touchpoint_to_doc(tp)
+                    if tp.key in self._flag_changes:
+                        doc["needs_reply"] = self._flag_changes[tp.key]
+                    docs.append(doc)
+                ids = db.table("touchpoints").insert_multiple(docs)
+                for tp, doc_id in zip(self._new_tps, ids, strict=True):
+                    self._tp_ids[tp.key] = doc_id
+            self._upsert_many(
+                "contacts", "address", self._dirty_contacts, self._contact_ids,
+                {a: contact_to_doc(self._contacts[a]) for a in self._dirty_contacts},
+            )
+            self._upsert_many(
+                "sync", "folder", self._dirty_folders, self._folder_ids,
+                {f: folder_to_doc(self._folders[f]) for f in self._dirty_folders},
+            )
+            self._upsert_many(
+                "decisions", "address", self._dirty_decisions, self._decision_ids,
+                {a: dict(self._decisions[a]) for a in self._dirty_decisions},
+            )
+            assert self._storage is not None
+            self._storage.flush()
+            self._new_tps = []
+            self._pending_keys = set()
+            self._flag_changes = {}
+            self._dirty_contacts = set()
+            self._dirty_folders = set()
+            self._dirty_decisions = set()
+
+    def _upsert_many(
+        self, table: str, key_field: str, dirty: set[str], ids: dict[str, int],
+        docs: dict[str, Doc],
+    ) -> None:
+        """Write the dirty rows of a small table: one update and one insert, whatever the count."""
+        if not dirty:
+            return
+        t = self.db.table(table)
+        existing = {k: docs[k] for k in dirty if k in ids}
+        if existing:
+            t.update(_replace_docs(existing, key_field), doc_ids=[ids[k] for k in existing])
+        fresh = [k for k in sorted(dirty) if k not in ids]
+        if fresh:
+            new_ids = t.insert_multiple([docs[k] for k in fresh])
+            for k, doc_id in zip(fresh, new_ids, strict=True):
+                ids[k] = doc_id
+
+    @property
+    def bytes_written(self) -> int:
+        return self._storage.bytes_written if self._storage else 0
+
+
+def _set_needs_reply(flags_by_key: dict[str, bool]) -> Any:
+    """A TinyDB update callable: TinyDB hands it the raw document, found by its key."""
+
+    def apply(doc: Doc) -> None:
+        doc["needs_reply"] = flags_by_key[doc["key"]]
+
+    return apply
+
+
+def _replace_docs(docs_by_key: dict[str, Doc], key_field: str) -> Any:
+    """A TinyDB update callable replacing each document by the new one with the same key."""
+
+    def apply(doc: Doc) -> None:
+        new = docs_by_key[doc[key_field]]
+        doc.clear()
+        doc.update(new)
+
+    return apply

@@ -1,0 +1,169 @@
+"""The TinyDB adapter: atomic commits, indexes, refusal to touch a damaged file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from mailbot.errors import StoreError
+from mailbot.models import Contact, ContactStatus, Direction, FolderState, Touchpoint
+from mailbot.store import DB_NAME, Store, needs_reply_keys
+
+from .helpers import ROOT
+
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+
+
+def tp(contact: str, n: int, direction: Direction = Direction.INBOUND, *, days: int = 0,
+       thread: str = "") -> Touchpoint:
+    return Touchpoint(
+        message_id=f"m{n}@x", contact=contact, direction=direction,
+        date=T0 + timedelta(days=days), subject=f"s{n}", snippet="hi", thread_key=thread or f"t{n}",
+    )
+
+
+def test_commit_roundtrip_and_mode(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        assert s.add_touchpoints([tp("a@x", 1), tp("a@x", 2, days=1), tp("b@x", 3)]) == 3
+        s.upsert_contact(Contact(address="a@x", name="Ana"))
+        s.set_folder_state(FolderState("INBOX", 7, 100, 1, True))
+        s.commit()
+    assert (tmp_path / DB_NAME).stat().st_mode & 0o777 == 0o600
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 3
+        assert s.contact("A@X") == Contact(address="a@x", name="Ana")
+        assert s.folder_state("INBOX") == FolderState("INBOX", 7, 100, 1, True)
+        assert [t.message_id for t in s.touchpoints_for("a@x")] == ["m1@x", "m2@x"]
+
+
+def test_duplicates_are_ignored_in_memory_and_on_disk(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        assert s.add_touchpoints([tp("a@x", 1), tp("a@x", 1)]) == 1
+        s.commit()
+        assert s.add_touchpoints([tp("a@x", 1)]) == 0
+        s.commit()
+    data = json.loads((tmp_path / DB_NAME).read_text())
+    assert len(data["touchpoints"]) == 1
+
+
+def test_uncommitted_changes_are_dropped_on_close(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+        s.add_touchpoints([tp("a@x", 2)])
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 1
+
+
+def test_updates_to_existing_rows_are_written(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.upsert_contact(Contact(address="a@x", name="Ana"))
+        s.upsert_contact(Contact(address="b@x"))
+        s.commit()
+        s.upsert_contact(Contact(address="a@x", name="Ana", status=ContactStatus.OPTED_OUT))
+        s.set_folder_state(FolderState("Sent", 1, 5, 1))
+        s.commit()
+        s.set_folder_state(FolderState("Sent", 1, 9, 1, True))
+        s.commit()
+    with Store(tmp_path) as s:
+        c = s.contact("a@x")
+        assert c is not None and c.status is ContactStatus.OPTED_OUT
+        assert s.folder_state("Sent") == FolderState("Sent", 1, 9, 1, True)
+        assert len(s.contacts()) == 2
+
+
+def test_needs_reply_follows_the_owner_answers(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1, days=0)])
+        s.commit()
+        summary = s.summary("a@x")
+        assert summary is not None and summary.needs_reply
+        s.add_touchpoints([tp("a@x", 2, Direction.OUTBOUND, days=1, thread="t1")])
+        s.commit()
+    with Store(tmp_path) as s:
+        summary = s.summary("a@x")
+        assert summary is not None and not summary.needs_reply
+        assert not any(t.needs_reply for t in s.touchpoints_for("a@x"))
+
+
+def test_needs_reply_keys_latest_of_thread_only() -> None:
+    tps = [tp("a@x", 1, days=0, thread="T"), tp("a@x", 2, days=1, thread="T"),
+           tp("a@x", 3, Direction.OUTBOUND, days=2, thread="U"), tp("a@x", 4, days=3, thread="V")]
+    assert needs_reply_keys(tps) == {tps[3].key}
+    assert needs_reply_keys(tps[:2]) == {tps[1].key}
+
+
+def test_damaged_file_is_refused_and_left_untouched(tmp_path: Path) -> None:
+    db = tmp_path / DB_NAME
+    db.write_bytes(b'{"touchpoints": {"1": {"key": ')
+    before = db.read_bytes()
+    with pytest.raises(StoreError, match="not valid JSON"):
+        Store(tmp_path)
+    assert db.read_bytes() == before
+    db.write_bytes(b"")
+    with pytest.raises(StoreError, match="empty"):
+        Store(tmp_path)
+    db.write_text('{"touchpoints": {"1": {"contact": "a@x"}}}')
+    with pytest.raises(StoreError, match="damaged record"):
+        Store(tmp_path)
+
+
+def test_one_writer_at_a_time(tmp_path: Path) -> None:
+    with Store(tmp_path), pytest.raises(StoreError, match="another mailbot process"):
+        Store(tmp_path)
+    with Store(tmp_path) as s:  # released on close
+        assert s.touchpoint_count() == 0
+
+
+def test_readonly_store_cannot_write(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+    ro = Store(tmp_path, readonly=True)
+    ro.add_touchpoints([tp("a@x", 2)])
+    with pytest.raises(StoreError, match="read-only"):
+        ro.commit()
+
+
+WRITER = """
+import sys
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from mailbot.models import Direction, Touchpoint
+from mailbot.store import Store
+s = Store(Path(sys.argv[1]))
+n = s.touchpoint_count()
+t0 = datetime(2026, 1, 1, tzinfo=timezone.utc)
+print("ready", flush=True)
+while True:
+    s.add_touchpoints([Touchpoint(message_id=f"m{n + i}", contact=f"c{(n + i) % 50}@x",
+                                  direction=Direction.INBOUND, date=t0 + timedelta(minutes=n + i),
+                                  subject="x" * 50, snippet="y" * 100, thread_key=f"m{n + i}")
+                       for i in range(200)])
+    n += 200
+    s.commit()
+"""
+
+
+def test_kill_9_during_commits_always_leaves_a_loadable_file(tmp_path: Path) -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    counts = []
+    for delay in (0.3, 0.45, 0.6, 0.75, 0.9):
+        with subprocess.Popen([sys.executable, "-c", WRITER, str(tmp_path)],
+                              stdout=subprocess.PIPE, text=True, env=env) as proc:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=10)
+        with Store(tmp_path) as s:  # loads, whatever instant the writer died at
+            counts.append(s.touchpoint_count())
+            assert counts[-1] % 200 == 0  # whole commits only
+    assert counts == sorted(counts) and counts[-1] > 0
