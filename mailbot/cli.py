@@ -1,0 +1,437 @@
+"""Command line: setup and inspection. The owner's mail client is the real UI."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import mailbox
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from .config import Settings, default_config_path, load_settings
+from .errors import ConfigError, InputError, MailbotError
+from .models import ContactStatus, ContactSummary
+from .store import Store
+
+log = logging.getLogger("mailbot")
+
+
+# --------------------------------------------------------------------------- logging
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
+def setup_logging(verbose: int, fmt: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter())
+    else:
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s",
+                              "%Y-%m-%d %H:%M:%S")
+        )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.DEBUG if verbose > 1 else logging.INFO if verbose >= 0 else
+                  logging.WARNING)
+    # third-party chatter stays at WARNING unless -vv
+    for noisy in ("imapclient", "apscheduler", "aiosmtplib", "mailparser", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _load(args: argparse.Namespace) -> Settings:
+    return load_settings(Path(args.config))
+
+
+def _fmt_date(d: datetime | None) -> str:
+    return d.strftime("%Y-%m-%d") if d else "-"
+
+
+def _iso(d: datetime | None) -> str | None:
+    return d.isoformat() if d else None
+
+
+def summary_json(s: ContactSummary) -> dict[str, Any]:
+    return {
+        "address": s.address,
+        "name": s.name,
+        "status": s.status.value,
+        "first_seen": _iso(s.first_seen),
+        "last_inbound": _iso(s.last_inbound),
+        "last_outbound": _iso(s.last_outbound),
+        "touchpoints": s.touchpoints,
+        "needs_reply": s.needs_reply,
+    }
+
+
+def format_table(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def customers_table(rows: Sequence[ContactSummary]) -> str:
+    return format_table(
+        [
+            (s.name or "-", s.address, s.status.value, _fmt_date(s.first_seen),
+             _fmt_date(s.last_inbound), _fmt_date(s.last_outbound), str(s.touchpoints),
+             "yes" if s.needs_reply else "")
+            for s in rows
+        ],
+        ("NAME", "ADDRESS", "STATUS", "FIRST SEEN", "LAST IN", "LAST OUT", "TOUCHPOINTS",
+         "NEEDS REPLY"),
+    )
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    if not Path(args.config).exists() and not args.config_given:
+        print(
+            f"No config at {args.config}: running the bundled demo instead.\n"
+            "To watch your own mailbox: cp config.example.toml config.toml, edit it, "
+            "then 'mailbot check'.\n",
+            file=sys.stderr,
+        )
+        return cmd_demo(args)
+    from .daemon import Daemon
+
+    settings = _load(args)
+    with Store(settings.data.dir) as store:
+        daemon = Daemon(settings, store)
+        daemon.install_signal_handlers()
+        log.info("mailbot %s starting (data in %s)", __version__, settings.data.dir)
+        status = daemon.run(once=args.once)
+        log.info("stopped; %d touchpoints stored", store.touchpoint_count())
+        return status
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from .check import run_checks
+
+    settings = _load(args)
+    print(f"config {args.config}: ok")
+    ok = run_checks(settings, lambda step: print(step.line(), flush=True))
+    print("all checks passed" if ok else "some checks failed: see the FAIL lines above")
+    return 0 if ok else 1
+
+
+def iter_mailbox(path: Path) -> Iterator[bytes]:
+    """Raw messages of an mbox file or a Maildir directory."""
+    if path.is_dir():
+        if not (path / "cur").is_dir() and not (path / "new").is_dir():
+            raise InputError(f"{path} is a directory but not a Maildir (no cur/ or new/)")
+        md = mailbox.Maildir(str(path), factory=None, create=False)
+        for key in md.iterkeys():
+            yield md.get_bytes(key)
+        return
+    if not path.exists():
+        raise InputError(f"{path} does not exist")
+    with path.open("rb") as fh:
+        head = fh.read(5)
+    if head != b"From ":
+        raise InputError(f"{path} is not an mbox file (it does not start with 'From ')")
+    mb = mailbox.mbox(str(path), factory=None, create=False)
+    for key in mb.iterkeys():
+        yield mb.get_bytes(key)
+
+
+def import_messages(store: Store, settings: Settings, messages: Iterator[bytes],
+                    label: str) -> tuple[int, int]:
+    """Run raw messages through the pipeline; returns (messages, new touchpoints)."""
+    from .daemon import identity_of
+    from .ingest import ingest_parsed
+    from .parse import parse_message
+
+    identity = identity_of(settings)
+    now = datetime.now(UTC)
+    count = added = 0
+    started = last = time.monotonic()
+    for raw in messages:
+        msg = parse_message(raw)
+        _verdict, n = ingest_parsed(store, msg, identity, now, folder=label)
+        count += 1
+        added += n
+        if count % 1000 == 0:
+            store.commit()
+        if time.monotonic() - last >= 5:
+            last = time.monotonic()
+            log.info("%s: %d messages read (%.0f/s)", label, count,
+                     count / (last - started))
+    store.commit()
+    return count, added
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    path = Path(args.path).expanduser()
+    with Store(settings.data.dir) as store:
+        count, added = import_messages(store, settings, iter_mailbox(path), f"import:{path.name}")
+        print(f"{path}: {count} messages read, {added} new touchpoints "
+              f"({store.touchpoint_count()} in all)")
+    return 0
+
+
+def cmd_import_customers(args: argparse.Namespace) -> int:
+    from .ingest import contact_import_rows
+
+    settings = _load(args)
+    path = Path(args.file).expanduser()
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            fields = [f.strip().lower() for f in reader.fieldnames or []]
+            if "email" not in fields:
+                raise InputError(
+                    f"{path}: the first line must name the columns, with at least 'email' "
+                    f"(found: {', '.join(fields) or 'nothing'})"
+                )
+            rows = list(reader)
+    except FileNotFoundError:
+        raise InputError(f"{path} does not exist") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path} is not UTF-8 text; save the CSV as UTF-8") from None
+    with Store(settings.data.dir) as store:
+        contacts, problems = contact_import_rows(rows, store.contacts())
+        for p in problems:
+            print(f"skipped {p}", file=sys.stderr)
+        for c in contacts:
+            store.upsert_contact(c)
+        store.commit()
+    print(f"{path}: {len(contacts)} customers imported, {len(problems)} lines skipped")
+    return 0
+
+
+def _open_readonly(settings: Settings) -> Store:
+    return Store(settings.data.dir, readonly=True)
+
+
+def cmd_customers(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    store = _open_readonly(settings)
+    rows = store.summaries()
+    if args.status:
+        rows = [r for r in rows if r.status.value == args.status]
+    rows.sort(key=lambda r: (r.last_inbound or r.last_outbound or r.first_seen or
+                             datetime.min.replace(tzinfo=UTC)), reverse=True)
+    if args.json:
+        print(json.dumps([summary_json(r) for r in rows], indent=2, ensure_ascii=False))
+    else:
+        print(customers_table(rows) if rows else "no customers yet")
+    return 0
+
+
+def cmd_customer(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    store = _open_readonly(settings)
+    address = args.address.strip().lower()
+    summary = store.summary(address)
+    decision = store.decision(address)
+    if summary is None and decision is None:
+        print(f"{address}: not known to mailbot", file=sys.stderr)
+        return 1
+    tps = store.touchpoints_for(address)
+    contact = store.contact(address)
+    if args.json:
+        out: dict[str, Any] = summary_json(summary) if summary else {"address": address}
+        out["status_reason"] = contact.status_reason if contact else ""
+        out["timeline"] = [
+            {"date": t.date.isoformat(), "direction": t.direction.value, "subject": t.subject,
+             "snippet": t.snippet, "needs_reply": t.needs_reply, "message_id": t.message_id,
+             "reason": t.reason}
+            for t in tps
+        ]
+        if decision:
+            out["not_customer_mail"] = {k: decision[k] for k in
+                                        ("category", "reason", "count") if k in decision}
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return 0
+    if summary:
+        print(f"{summary.name or address} <{address}>  status: {summary.status.value}"
+              + (f" ({contact.status_reason})" if contact and contact.status_reason else ""))
+        print(f"first seen {_fmt_date(summary.first_seen)}, {summary.touchpoints} touchpoints"
+              + (", needs a reply" if summary.needs_reply else ""))
+        for t in tps:
+            arrow = "<-" if t.direction.value == "in" else "->"
+            flag = " [needs reply]" if t.needs_reply else ""
+            print(f"  {t.date:%Y-%m-%d %H:%M} {arrow} {t.subject}{flag}")
+            if t.snippet:
+                print(f"      {t.snippet}")
+    if decision:
+        print(f"mail from {address} is not customer mail: {decision.get('category')} "
+              f"({decision.get('reason')}; {decision.get('count')} messages)")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import demo_messages, demo_settings
+
+    with tempfile.TemporaryDirectory(prefix="mailbot-demo-") as tmp:
+        settings = demo_settings(Path(tmp))
+        with Store(settings.data.dir) as store:
+            count, added = import_messages(store, settings, demo_messages(), "demo")
+            print(f"Demo mailbox of {settings.owner.name}: {count} messages, "
+                  f"{added} customer touchpoints.\n")
+            rows = sorted(store.summaries(), key=lambda r: r.touchpoints, reverse=True)
+            print(customers_table(rows))
+            _demo_extra(settings, store)
+    return 0
+
+
+def _demo_extra(settings: Settings, store: Store) -> None:
+    print("\nThe morning email mailbot would send today:\n")
+    print(preview_text(store, settings, datetime.now(UTC)))
+
+
+def _plain(msg: EmailMessage) -> str:
+    part = msg.get_body(preferencelist=("plain",))
+    return part.get_content() if isinstance(part, EmailMessage) else ""
+
+
+def preview_text(store: Store, settings: Settings, now: datetime) -> str:
+    """The digest and its drafts as plain text, built exactly as the daemon would."""
+    from .morning import compose, make_drafter
+
+    composed = compose(store, settings, now, make_drafter(settings))
+    out = [f"Subject: {composed.digest['Subject']}", "", _plain(composed.digest)]
+    for d in composed.drafts:
+        out += ["-" * 72, f"Subject: {d.message['Subject']}", "", _plain(d.message)]
+    return "\n".join(out)
+
+
+def parse_as_of(value: str, settings: Settings) -> datetime:
+    """``--as-of``: a date (at the digest time, owner's zone) or an ISO date-time."""
+    try:
+        if len(value) == 10:
+            day = datetime.strptime(value, "%Y-%m-%d")
+            local = day.replace(hour=settings.digest.hour, minute=settings.digest.minute,
+                                tzinfo=settings.owner.tz)
+            return local.astimezone(UTC)
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise InputError(f"--as-of {value!r}: use YYYY-MM-DD or an ISO date-time") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=settings.owner.tz)
+    return when.astimezone(UTC)
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    now = parse_as_of(args.as_of, settings) if args.as_of else datetime.now(UTC)
+    if args.preview:
+        store = _open_readonly(settings)
+        print(preview_text(store, settings, now))
+        return 0
+    from .daemon import Daemon
+
+    with Store(settings.data.dir) as store:
+        from . import morning
+
+        day = now.astimezone(settings.owner.tz).date()
+        mid = morning.run_digest(store, settings, now, morning.make_drafter(settings), day)
+        daemon = Daemon(settings, store)
+        daemon.session.connect()
+        try:
+            daemon.folders = daemon._folders()
+            daemon.flush_outbox()
+        finally:
+            daemon.session.close()
+        print(f"digest for {day}: " + ("queued and sent" if mid else "already done or empty"))
+    return 0
+
+
+# --------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mailbot",
+        description="Reminds a small-business owner which customers to write to, "
+        "from their own mailbox.",
+    )
+    p.add_argument("--version", action="version", version=f"mailbot {__version__}")
+    p.add_argument("--config", default=None,
+                   help="config file (default: $MAILBOT_CONFIG or ./config.toml)")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: debug)")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument("--log-format", choices=("text", "json"), default="text")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run the daemon (the bundled demo when no config exists)")
+    r.add_argument("--once", action="store_true", help="one full sync, then exit")
+    r.set_defaults(func=cmd_run)
+    sub.add_parser("check", help="test DNS, TLS, IMAP and SMTP login with the config"
+                   ).set_defaults(func=cmd_check)
+    i = sub.add_parser("import", help="import an mbox file or a Maildir")
+    i.add_argument("path")
+    i.set_defaults(func=cmd_import)
+    ic = sub.add_parser("import-customers", help="mark customers from a CSV (email,name,...)")
+    ic.add_argument("file")
+    ic.set_defaults(func=cmd_import_customers)
+    c = sub.add_parser("customers", help="list customers")
+    c.add_argument("--status", choices=[s.value for s in ContactStatus])
+    c.add_argument("--json", action="store_true")
+    c.set_defaults(func=cmd_customers)
+    one = sub.add_parser("customer", help="one customer's timeline")
+    one.add_argument("address")
+    one.add_argument("--json", action="store_true")
+    one.set_defaults(func=cmd_customer)
+    sub.add_parser("demo", help="show mailbot on a bundled sample mailbox").set_defaults(
+        func=cmd_demo)
+    d = sub.add_parser("digest", help="preview (or send now) the morning email")
+    d.add_argument("--preview", action="store_true", help="print it; send nothing")
+    d.add_argument("--as-of", help="pretend it is this date (YYYY-MM-DD) or date-time")
+    d.set_defaults(func=cmd_digest)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.config_given = args.config is not None or "MAILBOT_CONFIG" in os.environ
+    if args.config is None:
+        args.config = str(default_config_path(os.environ))
+    setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 78  # EX_CONFIG: systemd will not restart-loop on it
+    except MailbotError as exc:
+        print(f"mailbot: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
