@@ -66,8 +66,11 @@ def template_name(reason: Reason) -> str:
 
 
 def bundled_prompts_dir() -> Path:
-    """The ``prompts/`` directory shipped next to the package (the default templates)."""
-    return Path(__file__).resolve().parent.parent / "prompts"
+    """The default templates: top-level ``prompts/`` in a source checkout, else the copy
+    installed inside the package as ``mailbot/prompts`` (see pyproject's package-dir)."""
+    here = Path(__file__).resolve().parent
+    source = here.parent / "prompts"
+    return source if (source / "llm_system.txt").exists() else here / "prompts"
 
 
 @dataclass(frozen=True)
