@@ -12,6 +12,7 @@ import imaplib
 import logging
 import socket
 import ssl
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -343,13 +344,21 @@ class ImapSession:
             self._c().idle()
 
     def idle_wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds in IDLE; True when the server reported something."""
+        """Wait up to ``timeout`` seconds in IDLE; True when the server reported something.
+
+        imapclient's ``idle_check`` swallows an EOF and returns an empty list at once,
+        so an early empty return means the server went away: raise, and reconnect.
+        """
+        started = time.monotonic()
         with _server_errors("IDLE wait"):
             responses = self._c().idle_check(timeout=timeout)
+        if not responses and time.monotonic() - started < timeout * 0.5:
+            raise MailServerError("the IMAP server closed the connection during IDLE")
+        for r in responses:
+            if isinstance(r, tuple) and r and r[0] == b"BYE":
+                raise MailServerError("the IMAP server said BYE during IDLE")
         return any(isinstance(r, tuple) and len(r) > 1 and r[1] in (b"EXISTS", b"RECENT")
-                   for r in responses) or any(
-            isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses
-        )
+                   for r in responses)
 
     def idle_stop(self) -> None:
         with _server_errors("DONE"):
