@@ -49,6 +49,10 @@ from .models import (
 log = logging.getLogger(__name__)
 
 DB_NAME = "mailbot.json"
+# Small tables of plain records, each keyed by one field: read into memory at start,
+# written like the others (one update + one insert per table per commit).
+RECORD_TABLES = {"outbox": "message_id", "drafts": "token", "digests": "date",
+                 "suggestions": "id"}
 LOCK_NAME = "mailbot.lock"
 SCHEMA_VERSION = 1
 
@@ -349,6 +353,9 @@ class Store:
         self._folder_ids: dict[str, int] = {}
         self._decisions: dict[str, Doc] = {}
         self._decision_ids: dict[str, int] = {}
+        self._records: dict[str, dict[str, Doc]] = {t: {} for t in RECORD_TABLES}
+        self._record_ids: dict[str, dict[str, int]] = {t: {} for t in RECORD_TABLES}
+        self._dirty_records: dict[str, set[str]] = {t: set() for t in RECORD_TABLES}
         self._seen_ids: set[str] = set()
         # pending writes, applied to TinyDB in one operation per table at commit
         self._new_tps: list[Touchpoint] = []
@@ -381,6 +388,10 @@ class Store:
             for doc in self.db.table("decisions"):
                 self._decisions[doc["address"]] = dict(doc)
                 self._decision_ids[doc["address"]] = doc.doc_id
+            for table, key_field in RECORD_TABLES.items():
+                for doc in self.db.table(table):
+                    self._records[table][str(doc[key_field])] = dict(doc)
+                    self._record_ids[table][str(doc[key_field])] = doc.doc_id
         except (KeyError, TypeError, ValueError) as exc:
             raise StoreError(
                 f"the database {self.path} has a damaged record ({exc!r}); "
@@ -512,10 +523,26 @@ class Store:
             doc["last_seen"] = when.isoformat()
             self._dirty_decisions.add(address)
 
+    def record(self, table: str, key: str) -> Doc | None:
+        """A copy of one record of a small table (outbox, drafts, digests, suggestions)."""
+        doc = self._records[table].get(key)
+        return dict(doc) if doc is not None else None
+
+    def records(self, table: str) -> list[Doc]:
+        return [dict(d) for d in self._records[table].values()]
+
+    def put_record(self, table: str, doc: Doc) -> None:
+        """Insert or replace a record (by its table's key field); written at the next commit."""
+        key = str(doc[RECORD_TABLES[table]])
+        with self._mutex:
+            self._records[table][key] = dict(doc)
+            self._dirty_records[table].add(key)
+
     @property
     def pending(self) -> bool:
         return bool(
-            self._new_tps
+            any(self._dirty_records.values())
+            or self._new_tps
             or self._flag_changes
             or self._dirty_contacts
             or self._dirty_folders
@@ -558,6 +585,11 @@ class Store:
                 "decisions", "address", self._dirty_decisions, self._decision_ids,
                 {a: dict(self._decisions[a]) for a in self._dirty_decisions},
             )
+            for table, key_field in RECORD_TABLES.items():
+                dirty = self._dirty_records[table]
+                self._upsert_many(table, key_field, dirty, self._record_ids[table],
+                                  {k: self._records[table][k] for k in dirty})
+                self._dirty_records[table] = set()
             assert self._storage is not None
             self._storage.flush()
             self._new_tps = []

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from mailbot.store import DB_NAME, Store, needs_reply_keys
 
 from .helpers import ROOT
 
-T0 = datetime(2026, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def tp(contact: str, n: int, direction: Direction = Direction.INBOUND, *, days: int = 0,
@@ -167,3 +167,18 @@ def test_kill_9_during_commits_always_leaves_a_loadable_file(tmp_path: Path) -> 
             counts.append(s.touchpoint_count())
             assert counts[-1] % 200 == 0  # whole commits only
     assert counts == sorted(counts) and counts[-1] > 0
+
+
+def test_small_record_tables_round_trip_and_update(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.put_record("outbox", {"message_id": "m1", "state": "queued"})
+        s.put_record("digests", {"date": "2026-11-24", "state": "queued"})
+        s.commit()
+        s.put_record("outbox", {"message_id": "m1", "state": "sent"})
+        s.put_record("outbox", {"message_id": "m2", "state": "queued"})
+        s.commit()
+    with Store(tmp_path) as s:
+        assert s.record("outbox", "m1") == {"message_id": "m1", "state": "sent"}
+        assert sorted(r["message_id"] for r in s.records("outbox")) == ["m1", "m2"]
+        assert s.record("digests", "2026-11-24") == {"date": "2026-11-24", "state": "queued"}
+        assert s.record("drafts", "nope") is None
