@@ -369,6 +369,33 @@ def cmd_digest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_outbox(args: argparse.Namespace) -> int:
+    """Show what mailbot has sent or is trying to send; ``--retry-now`` sends what waits."""
+    from . import outbox
+
+    settings = _load(args)
+    if args.retry_now:
+        from .daemon import Daemon
+
+        with Store(settings.data.dir) as store:
+            outbox.retry_now(store, datetime.now(UTC))
+            daemon = Daemon(settings, store)
+            daemon.session.connect()
+            try:
+                daemon.folders = daemon._folders()
+                daemon.flush_outbox()
+            finally:
+                daemon.session.close()
+            items = store.records("outbox")
+    else:
+        items = _open_readonly(settings).records("outbox")
+    rows = [(i["created"][:16].replace("T", " "), i["kind"], i["state"], str(i["attempts"]),
+             i.get("detail", "")[:70]) for i in sorted(items, key=lambda i: i["created"])]
+    print(format_table(rows, ("CREATED (UTC)", "KIND", "STATE", "TRIES", "DETAIL"))
+          if rows else "the outbox is empty")
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -411,6 +438,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--preview", action="store_true", help="print it; send nothing")
     d.add_argument("--as-of", help="pretend it is this date (YYYY-MM-DD) or date-time")
     d.set_defaults(func=cmd_digest)
+    o = sub.add_parser("outbox", help="what mailbot sent or is trying to send")
+    o.add_argument("--retry-now", action="store_true",
+                   help="send queued items now instead of waiting for their retry time")
+    o.set_defaults(func=cmd_outbox)
     return p
 
 

@@ -258,7 +258,7 @@ class Daemon:
         use_idle = self.session.has_idle()
         if not use_idle:
             log.warning("the IMAP server does not support IDLE; polling every 60 s")
-        last_poll = time.monotonic()
+        last_poll = last_outbox_check = time.monotonic()
         while not self.stop_event.is_set():
             self.session.select(inbox)
             woke = False
@@ -268,6 +268,10 @@ class Daemon:
                 try:
                     while not self.stop_event.is_set() and self.jobs.empty():
                         now = time.monotonic()
+                        if now - last_outbox_check >= 5:
+                            last_outbox_check = now
+                            if self._outbox_due():
+                                break
                         if now - started >= ing.idle_renew_seconds:
                             break
                         if now - last_poll >= ing.sent_poll_seconds:

@@ -45,8 +45,20 @@ def message_bytes(msg: EmailMessage) -> bytes:
 
 
 def retry_delay(attempts: int) -> timedelta:
-    """1, 2, 4 ... minutes, capped at an hour."""
-    return timedelta(minutes=min(60, 2 ** max(attempts - 1, 0)))
+    """10 s, 20 s, 40 s ... after each temporary failure, capped at an hour."""
+    return timedelta(seconds=min(3600, 10 * 2 ** max(attempts - 1, 0)))
+
+
+def retry_now(store: Store, now: datetime) -> int:
+    """Make every queued item due at once (``mailbot outbox --retry-now``)."""
+    n = 0
+    for item in store.records("outbox"):
+        if item["state"] == QUEUED and item["not_before"] > now.isoformat():
+            item["not_before"] = now.isoformat()
+            store.put_record("outbox", item)
+            n += 1
+    store.commit()
+    return n
 
 
 def enqueue(store: Store, msg: EmailMessage, *, kind: str, mail_from: str,

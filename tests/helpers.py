@@ -33,6 +33,7 @@ def write_config(
     imap_port = port or (stack.imaps_port if security == "tls" else stack.imap_port)
     smtp_port = stack.smtps_port if security == "tls" else stack.smtp_port
     ca = stack.cafile if ca_file is None else ca_file
+    smtp_ca = stack.cafile  # SMTP always verifies (STARTTLS on the plain port)
     pw = stack.password if password is None else password
     text = f"""
 [owner]
@@ -54,10 +55,10 @@ timeout_seconds = 10
 [smtp]
 host = "127.0.0.1"
 port = {smtp_port}
-security = "{security if security != 'tls' else 'tls'}"
+security = "{'tls' if security == 'tls' else 'starttls'}"
 username = "{owner}"
 password = "{pw}"
-ca_file = "{ca}"
+ca_file = "{smtp_ca}"
 
 [data]
 dir = "{directory / 'data'}"
