@@ -33,7 +33,7 @@ run: venv
 	$(BIN)/mailbot run
 
 lint: venv
-	$(BIN)/ruff check mailbot tests bench
+	$(BIN)/ruff check mailbot tests $(wildcard bench)
 	$(BIN)/mypy
 
 test: deps lint

@@ -288,7 +288,6 @@ class IngestSettings:
     batch_size: int = 500
     idle_renew_seconds: int = 540  # re-issue IDLE at least this often (<= 600)
     sent_poll_seconds: int = 180
-    socket_timeout_seconds: float = 60.0
     reconnect_max_seconds: int = 300  # cap of the reconnect backoff
     body_bytes: int = 8192  # partial fetch of the text part
 
@@ -950,9 +949,6 @@ def _ingest(r: _Reader) -> IngestSettings:
         batch_size=r.integer(s, "batch_size", 500, 1, 10000, unit="messages"),
         idle_renew_seconds=r.integer(s, "idle_renew_seconds", 540, 10, 600, unit="seconds"),
         sent_poll_seconds=r.integer(s, "sent_poll_seconds", 180, 10, 86400, unit="seconds"),
-        socket_timeout_seconds=r.real(
-            s, "socket_timeout_seconds", 60.0, 0, 3600, above=True, unit="seconds"
-        ),
         reconnect_max_seconds=r.integer(s, "reconnect_max_seconds", 300, 1, 86400, unit="seconds"),
         body_bytes=r.integer(s, "body_bytes", 8192, 256, 10_000_000, unit="bytes"),
     )

@@ -461,11 +461,11 @@ def test_ingest_limits(tmp_path: Path) -> None:
     assert (
         load(tmp_path, {"ingest": {"idle_renew_seconds": "600"}}).ingest.idle_renew_seconds == 600
     )
-    assert "[ingest] socket_timeout_seconds must be a number greater than 0" in problem(
-        tmp_path, {"ingest": {"socket_timeout_seconds": "0"}}
+    assert "[imap] timeout_seconds must be a number greater than 0" in problem(
+        tmp_path, {"imap": {"timeout_seconds": "0"}}
     )
-    assert load(tmp_path, {"ingest": {"socket_timeout_seconds": "2.5"}}).ingest == IngestSettings(
-        socket_timeout_seconds=2.5
+    assert load(tmp_path, {"ingest": {"body_bytes": "4096"}}).ingest == IngestSettings(
+        body_bytes=4096
     )
     assert "[ingest] history_days" in problem(tmp_path, {"ingest": {"history_days": "-1"}})
 
