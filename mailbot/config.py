@@ -313,6 +313,7 @@ class DigestSettings:
 @dataclass(frozen=True)
 class SendSettings:
     undo_seconds: int = 120
+    sent_wait_seconds: int = 600  # how long an owner reply may take to show up in Sent
 
 
 @dataclass(frozen=True)
@@ -766,7 +767,9 @@ def _build(r: _Reader, base: Path, env: Mapping[str, str], path: Path) -> Settin
     ingest = _ingest(r)
     digest = _digest(r, main_address)
     send = SendSettings(
-        undo_seconds=r.integer("send", "undo_seconds", 120, 0, 86400, unit="seconds")
+        undo_seconds=r.integer("send", "undo_seconds", 120, 0, 86400, unit="seconds"),
+        sent_wait_seconds=r.integer("send", "sent_wait_seconds", 600, 0, 86400,
+                                    unit="seconds"),
     )
     rank = _rank(r)
     drafting = _drafting(r, base, env)

@@ -8,6 +8,7 @@ so it is seen within a second.
 
 from __future__ import annotations
 
+import base64
 import logging
 import queue
 import random
@@ -16,12 +17,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
 from . import morning, outbox
 from .classify import Identity
+from .commands import CommandHandler
 from .config import Settings
 from .errors import AuthError, ConfigError, MailServerError
 from .imap import ImapSession
@@ -145,6 +147,7 @@ class Daemon:
                     self.sync_all(initial=True)
                     backoff.reset()
                     auth_failures = 0
+                    self.handle_commands()
                     self.morning_tasks()
                     if once:
                         return 0
@@ -201,8 +204,66 @@ class Daemon:
                 log.error("could not build the digest for %s: %s", day, exc)
         self.flush_outbox()
 
+    def handle_commands(self) -> None:
+        """Act on the owner's replies to drafts (reply-to-send)."""
+        if not any(r["state"] == "pending" for r in self.store.records("commands")):
+            return
+        handler = CommandHandler(
+            self.settings, self.store, self.session, self.folders[1],
+            sent_wait=timedelta(seconds=self.settings.send.sent_wait_seconds))
+        handler.process_pending(self.clock())
+
     def flush_outbox(self) -> None:
         outbox.process(self.store, self._send, self._find, self.clock())
+        self._file_sent_notes()
+
+    def _file_sent_notes(self) -> None:
+        """Put a copy of each sent note in the owner's Sent folder, unless the provider does.
+
+        Whether it does is learned once per account: after the first note, look for it
+        in Sent for a few seconds; found means the provider files SMTP mail itself.
+        """
+        sent = self.folders[1]
+        for item in self.store.records("outbox"):
+            if item["kind"] != "note" or item["state"] != outbox.SENT or item.get("filed"):
+                continue
+            flag = self.store.record("kv", "provider_files_sent")
+            if flag is None:
+                found = False
+                for _ in range(5):
+                    if self._find("sent", item["message_id"]):
+                        found = True
+                        break
+                    self._sleep(1.0)
+                flag = {"key": "provider_files_sent", "value": found}
+                self.store.put_record("kv", flag)
+                log.info("the provider %s sent mail in Sent by itself",
+                         "files" if found else "does not file")
+            if not flag["value"]:
+                raw = base64.b64decode(item["raw"])
+                self.session.append(sent, raw, flags=("\\Seen",), when=self.clock())
+            item["filed"] = True
+            self.store.put_record("outbox", item)
+            self.store.commit()
+        self._tell_unknown_notes()
+
+    def _tell_unknown_notes(self) -> None:
+        """A note whose delivery is unknown is never resent: the owner is told, once."""
+        now = self.clock()
+        for item in self.store.records("outbox"):
+            if item["kind"] != "note" or item["state"] != outbox.UNKNOWN or item.get("told"):
+                continue
+            if now - datetime.fromisoformat(item["updated"]) < timedelta(minutes=5):
+                continue
+            CommandHandler(self.settings, self.store, self.session, self.folders[1]).notice(
+                "I am not sure a note was delivered",
+                f"The connection dropped while your note to {item['rcpts'][0]} was being "
+                "sent, so it may or may not have arrived. I will not send it again by "
+                "myself. If you want to be sure, write to them from your mail program.",
+                item["message_id"], now)
+            item["told"] = True
+            self.store.put_record("outbox", item)
+            self.store.commit()
 
     def _send(self, raw: bytes, mail_from: str, rcpts: Any) -> SendResult:
         return send_raw_sync(self.settings.smtp, raw, mail_from, list(rcpts))
@@ -228,6 +289,7 @@ class Daemon:
             self.session, self.store, folder, self.identity,
             history_days=ing.history_days, batch_size=ing.batch_size,
             body_bytes=ing.body_bytes, clock=self.clock,
+            collect_commands=folder == self.folders[0],
         )
 
     def sync_all(self, *, initial: bool = False, folders: list[str] | None = None) -> SyncStats:
@@ -290,6 +352,7 @@ class Daemon:
             if self.stop_event.is_set():
                 break
             self.sync_all(folders=[inbox])
+            self.handle_commands()
             if woke or time.monotonic() - last_poll >= ing.sent_poll_seconds:
                 self.sync_all(folders=others)
                 last_poll = time.monotonic()

@@ -328,6 +328,17 @@ class ImapSession:
                         self.bytes_read += len(value)
         return out
 
+    def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:
+        with _server_errors("FETCH size"):
+            resp = self._c().fetch(list(uids), ["RFC822.SIZE"])
+        return {int(u): int(d.get(b"RFC822.SIZE", 0)) for u, d in resp.items()}
+
+    def append(self, folder: str, raw: bytes, *, flags: Sequence[str] = (),
+               when: datetime | None = None) -> None:
+        with _server_errors(f"APPEND {folder}"):
+            self._c().append(folder, raw, flags=tuple(flags), msg_time=when)
+        self._selected = None
+
     def fetch_full(self, uids: Sequence[int]) -> dict[int, bytes]:
         with _server_errors("FETCH"):
             resp = self._c().fetch(list(uids), ["BODY.PEEK[]"])

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 from .classify import Identity, classify, detect_negative, detect_opt_out
+from .commands import command_record
 from .imap import FetchedHeaders, ImapSession, TextPart
 from .models import (
     Category,
@@ -201,6 +202,7 @@ class FolderSync:
         batch_size: int = 500,
         body_bytes: int = 8192,
         commit_seconds: float = 2.0,
+        collect_commands: bool = False,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.session = session
@@ -211,6 +213,7 @@ class FolderSync:
         self.batch_size = batch_size
         self.body_bytes = body_bytes
         self.commit_seconds = commit_seconds
+        self.collect_commands = collect_commands
         self.clock = clock
         self._last_commit = 0.0
 
@@ -246,7 +249,7 @@ class FolderSync:
         for batch in _chunks(new, self.batch_size):
             if should_stop():
                 break
-            stats.add(self._batch(batch, state.uidvalidity))
+            stats.add(self._batch(batch, state.uidvalidity, live=True))
             state = replace(state, last_uid=max(batch))
             self.store.set_folder_state(state)
             self._maybe_commit(force=True)
@@ -294,7 +297,18 @@ class FolderSync:
             self.store.commit()
             self._last_commit = now
 
-    def _batch(self, uids: list[int], uidvalidity: int) -> SyncStats:
+    def _record_command(self, f: FetchedHeaders, msg: Message, uidvalidity: int,
+                        now: datetime) -> None:
+        """Keep an owner reply to a mailbot email for the command handler (same commit)."""
+        if self.store.record("commands", msg.message_id) is not None:
+            return
+        self.store.put_record("commands", command_record(
+            msg.message_id, self.folder, f.uid, uidvalidity, msg.in_reply_to, msg.references,
+            now, msg.subject))
+
+    def _batch(self, uids: list[int], uidvalidity: int, live: bool = False) -> SyncStats:
+        """One batch. ``live``: new mail (catch-up), where owner replies become commands;
+        replies met during a backfill are history, never acted on."""
         stats = SyncStats()
         fetched = self.session.fetch_headers(uids, HEADER_FIELDS)
         now = self.clock()
@@ -306,6 +320,8 @@ class FolderSync:
             if msg.date is None and f.internaldate is not None:
                 msg = replace(msg, date=f.internaldate)
             verdict = classify(msg, self.identity)
+            if verdict.category is Category.COMMAND and self.collect_commands and live:
+                self._record_command(f, msg, uidvalidity, now)
             if verdict.category is not Category.CUSTOMER:
                 stats.skipped[verdict.category.value] = (
                     stats.skipped.get(verdict.category.value, 0) + 1

@@ -140,7 +140,8 @@ def queue_digest(store: Store, settings: Settings, composed: Composed, now: date
                        now=now, owner_only=True, ref=d.token)
         pick = by_contact[d.contact]
         store.put_record("drafts", {
-            "token": d.token, "contact": d.contact, "reason": d.reason.value, "text": d.text,
+            "token": d.token, "contact": d.contact, "contact_name": pick.name,
+            "subject": str(d.message["Subject"]), "reason": d.reason.value, "text": d.text,
             "message_id": d.message_id, "digest_date": day, "state": "pending",
             "note_subject": d.note_subject, "private_context": d.private_context,
             "reply_to_message_id": pick.reply_to_message_id,

@@ -52,7 +52,7 @@ DB_NAME = "mailbot.json"
 # Small tables of plain records, each keyed by one field: read into memory at start,
 # written like the others (one update + one insert per table per commit).
 RECORD_TABLES = {"outbox": "message_id", "drafts": "token", "digests": "date",
-                 "suggestions": "id"}
+                 "suggestions": "id", "commands": "message_id", "kv": "key"}
 LOCK_NAME = "mailbot.lock"
 SCHEMA_VERSION = 1
 
