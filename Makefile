@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-DEBIAN_PACKAGES := dovecot-imapd dovecot-lmtpd openssl
+DEBIAN_PACKAGES := dovecot-imapd dovecot-lmtpd openssl neomutt
 
 .PHONY: all run test lint typecheck unit deps debian-deps venv bench clean
 
@@ -12,11 +12,12 @@ all: test
 # Debian packages for the private Dovecot the integration tests start (root only;
 # otherwise say what to install).
 debian-deps:
-	@if command -v dovecot >/dev/null 2>&1 && [ -x /usr/lib/dovecot/lmtp ]; then :; \
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then :; \
 	elif [ "$$(id -u)" = 0 ]; then \
-	  echo "installing $(DEBIAN_PACKAGES) from Debian"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_PACKAGES) >/dev/null; \
-	else echo "please run: sudo apt-get install -y $(DEBIAN_PACKAGES)"; exit 1; fi
+	  echo "installing from Debian:" $$missing; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	else echo "please run: sudo apt-get install -y" $$missing; exit 1; fi
 
 # Project-local virtual environment, rebuilt when pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml
