@@ -248,19 +248,29 @@ class Daemon:
         self._tell_unknown_notes()
 
     def _tell_unknown_notes(self) -> None:
-        """A note whose delivery is unknown is never resent: the owner is told, once."""
+        """Tell the owner, once, about a note that failed (5xx) or whose delivery is unknown.
+
+        An unknown note is never resent: the server may have delivered it.
+        """
         now = self.clock()
         for item in self.store.records("outbox"):
-            if item["kind"] != "note" or item["state"] != outbox.UNKNOWN or item.get("told"):
+            if item["kind"] != "note" or item.get("told"):
                 continue
-            if now - datetime.fromisoformat(item["updated"]) < timedelta(minutes=5):
+            to = item["rcpts"][0]
+            if item["state"] == outbox.FAILED:
+                subject = f"your note to {to} could not be sent"
+                body = (f"The mail server refused your note to {to}: {item.get('detail', '')}\n"
+                        "Nothing was sent. Check the address, or write from your mail program.")
+            elif (item["state"] == outbox.UNKNOWN and
+                  now - datetime.fromisoformat(item["updated"]) >= timedelta(minutes=5)):
+                subject = "I am not sure a note was delivered"
+                body = (f"The connection dropped while your note to {to} was being sent, so "
+                        "it may or may not have arrived. I will not send it again by myself. "
+                        "If you want to be sure, write to them from your mail program.")
+            else:
                 continue
             CommandHandler(self.settings, self.store, self.session, self.folders[1]).notice(
-                "I am not sure a note was delivered",
-                f"The connection dropped while your note to {item['rcpts'][0]} was being "
-                "sent, so it may or may not have arrived. I will not send it again by "
-                "myself. If you want to be sure, write to them from your mail program.",
-                item["message_id"], now)
+                subject, body, item["message_id"], now)
             item["told"] = True
             self.store.put_record("outbox", item)
             self.store.commit()

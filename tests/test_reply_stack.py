@@ -31,7 +31,8 @@ BERLIN = ZoneInfo("Europe/Berlin")
 class Shop:
     """An owner with the demo history, customers with real mailboxes, today's drafts."""
 
-    def __init__(self, stack: Any, tmp: Path, tag: str, *, sent_wait: int = 0) -> None:
+    def __init__(self, stack: Any, tmp: Path, tag: str, *, sent_wait: int = 0,
+                 undo: int = 0) -> None:
         self.stack = stack
         self.owner = stack.add_user(f"owner-{tag}")
         self.customers: dict[str, str] = {}  # demo address -> mailbox address
@@ -51,7 +52,7 @@ time = "{local:%H:%M}"
 days = "*"
 
 [send]
-undo_seconds = 0
+undo_seconds = {undo}
 sent_wait_seconds = {sent_wait}
 """
         self.config = write_config(tmp, stack, self.owner, extra=extra)
@@ -266,3 +267,36 @@ def test_commands_change_what_ranking_reads(mail_stack: Any, tmp_path: Path) -> 
         assert shop.customer_of(d) not in preview.stdout
     # commands are not notes: nobody got mail
     assert {a: len(shop.customer_mail(a)) for a in counts} == counts
+
+
+def test_undo_within_the_window_cancels_the_note(mail_stack: Any, tmp_path: Path) -> None:
+    shop = Shop(mail_stack, tmp_path, "undo", undo=600)
+    draft = shop.drafts()[0]
+    customer = shop.customer_of(draft)
+    before = len(shop.customer_mail(customer))
+    shop.reply(draft, gmail_quote(draft, shop.owner, NOTE))
+    shop.run()
+    listing = cli(shop.config, "outbox").stdout
+    assert any(ln.split()[2:4] == ["note", "queued"] for ln in listing.splitlines()[1:])
+    shop.reply(draft, gmail_quote(draft, shop.owner, "undo"))
+    shop.run()
+    shop.run()
+    listing = cli(shop.config, "outbox").stdout
+    assert any(ln.split()[2:4] == ["note", "cancelled"] for ln in listing.splitlines()[1:])
+    assert len(shop.customer_mail(customer)) == before
+    assert any("nothing was sent" in str(n["Subject"]) for n in shop.mailbot_mail("notice"))
+
+
+def test_a_5xx_refusal_of_a_note_is_reported_to_the_owner(mail_stack: Any,
+                                                          tmp_path: Path) -> None:
+    shop = Shop(mail_stack, tmp_path, "fivexx")
+    draft = shop.drafts()[0]
+    customer = shop.customer_of(draft)
+    before = len(shop.customer_mail(customer))
+    shop.reply(draft, gmail_quote(draft, shop.owner, NOTE))
+    mail_stack.smtp_faults(code=554, count=1)
+    shop.run()
+    mail_stack.clear_smtp_faults()
+    shop.run()
+    assert len(shop.customer_mail(customer)) == before
+    assert any("could not be sent" in str(n["Subject"]) for n in shop.mailbot_mail("notice"))
