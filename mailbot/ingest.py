@@ -274,8 +274,14 @@ class FolderSync:
                     progress(len(batch))
             else:
                 state = replace(state, backfill_done=True)
-        state = replace(state, last_sync=self.clock())
-        self.store.set_folder_state(state)
+        # last_sync alone is not worth rewriting the whole database on every idle
+        # wake-up (35% of a no-op sync): it is refreshed with other changes, or every
+        # ten minutes.
+        now = self.clock()
+        stale = state.last_sync is None or now - state.last_sync >= timedelta(minutes=10)
+        if self.store.pending or stale:
+            state = replace(state, last_sync=now)
+            self.store.set_folder_state(state)
         self._maybe_commit(force=True)
         return stats
 

@@ -1192,8 +1192,13 @@ def _cut_closing(lines: list[str]) -> list[str]:
     return lines
 
 
+@lru_cache(maxsize=64)
 def own_text(text: str) -> str:
     """The writer's own new words, line breaks kept.
+
+    Cached: ingestion asks for it up to four times per message (opt-out, snippet,
+    negative tone); the profile of a 20,000-message backfill showed 39% of the time
+    here, a third of it in mail-parser-reply's all-language header regex.
 
     Drops lines quoted with ``>``, attribution lines ("On ... wrote:",
     "Le ... a écrit :", "Am ... schrieb ...:", "El ... escribió:", "Il giorno
