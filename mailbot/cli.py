@@ -358,13 +358,7 @@ def cmd_digest(args: argparse.Namespace) -> int:
 
         day = now.astimezone(settings.owner.tz).date()
         mid = morning.run_digest(store, settings, now, morning.make_drafter(settings), day)
-        daemon = Daemon(settings, store)
-        daemon.session.connect()
-        try:
-            daemon.folders = daemon._folders()
-            daemon.flush_outbox()
-        finally:
-            daemon.session.close()
+        Daemon(settings, store).flush_outbox_once()
         print(f"digest for {day}: " + ("queued and sent" if mid else "already done or empty"))
     return 0
 
@@ -379,13 +373,7 @@ def cmd_outbox(args: argparse.Namespace) -> int:
 
         with Store(settings.data.dir) as store:
             outbox.retry_now(store, datetime.now(UTC))
-            daemon = Daemon(settings, store)
-            daemon.session.connect()
-            try:
-                daemon.folders = daemon._folders()
-                daemon.flush_outbox()
-            finally:
-                daemon.session.close()
+            Daemon(settings, store).flush_outbox_once()
             items = store.records("outbox")
     else:
         items = _open_readonly(settings).records("outbox")

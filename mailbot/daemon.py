@@ -213,6 +213,15 @@ class Daemon:
             sent_wait=timedelta(seconds=self.settings.send.sent_wait_seconds))
         handler.process_pending(self.clock())
 
+    def flush_outbox_once(self) -> None:
+        """Connect, send what the outbox holds, disconnect (for the CLI)."""
+        self.session.connect()
+        try:
+            self.folders = self._folders()
+            self.flush_outbox()
+        finally:
+            self.session.close()
+
     def flush_outbox(self) -> None:
         outbox.process(self.store, self._send, self._find, self.clock())
         self._file_sent_notes()
