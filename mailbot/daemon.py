@@ -284,8 +284,10 @@ class Daemon:
             self.store.put_record("outbox", item)
             self.store.commit()
 
-    def _send(self, raw: bytes, mail_from: str, rcpts: Any) -> SendResult:
-        return send_raw_sync(self.settings.smtp, raw, mail_from, list(rcpts))
+    def _send(self, raw: bytes, mail_from: str, rcpts: Any,
+              before_data: Callable[[], None]) -> SendResult:
+        return send_raw_sync(self.settings.smtp, raw, mail_from, list(rcpts),
+                             before_data=before_data)
 
     def _find(self, where: str, message_id: str) -> bool:
         folder = self.folders[0] if where == "inbox" else self.folders[1]
@@ -340,8 +342,19 @@ class Daemon:
         if not use_idle:
             log.warning("the IMAP server does not support IDLE; polling every 60 s")
         last_poll = last_outbox_check = time.monotonic()
+        seen_uidnext = 0
         while not self.stop_event.is_set():
-            self.session.select(inbox)
+            status = self.session.select(inbox)
+            state = self.store.folder_state(inbox)
+            # IDLE reports only what arrives after it starts: mail delivered while we
+            # were busy (Sent sync, commands, outbox) shows as a higher UIDNEXT here.
+            if (state is not None and status.uidnext != seen_uidnext
+                    and status.uidnext - 1 > state.last_uid):
+                seen_uidnext = status.uidnext
+                self.sync_all(folders=[inbox])
+                self.handle_commands()
+                continue
+            seen_uidnext = status.uidnext
             woke = False
             started = time.monotonic()
             if use_idle:
@@ -380,8 +393,9 @@ class Daemon:
                 self.flush_outbox()
 
     def _outbox_due(self) -> bool:
+        """Something to send, or an unknown outcome still worth looking for in the mailbox."""
         now = self.clock().isoformat()
-        return any(i["state"] == outbox.UNKNOWN or
+        return any((i["state"] == outbox.UNKNOWN and not i.get("told")) or
                    (i["state"] == outbox.QUEUED and i["not_before"] <= now)
                    for i in self.store.records("outbox"))
 

@@ -2,7 +2,7 @@
 
 States::
 
-    queued --(commit, then SMTP)--> sending --> sent
+    queued --(SMTP up to DATA; commit)--> sending --> sent
        ^                               |  \\--> failed    (5xx, or too many 4xx)
        |--- 4xx / no connection -------|   \\-> unknown   (connection lost during DATA)
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 QUEUED, SENDING, SENT, FAILED, UNKNOWN = "queued", "sending", "sent", "failed", "unknown"
 MAX_ATTEMPTS = 8
 
-Sender = Callable[[bytes, str, Sequence[str]], SendResult]
+Sender = Callable[[bytes, str, Sequence[str], Callable[[], None]], SendResult]
 Finder = Callable[[str, str], bool]  # (folder role, message id) -> found?
 
 
@@ -133,9 +133,15 @@ def process(store: Store, send: Sender, find: Finder, now: datetime, *,
         if hashlib.sha256(raw).hexdigest() != item["sha256"]:
             _set(store, item, now, state=FAILED, detail="stored bytes do not match their hash")
             continue
-        # persisted before any network I/O: a crash from here on leaves "sending"
-        _set(store, item, now, state=SENDING, attempts=int(item["attempts"]) + 1)
-        result = send(raw, item["mail_from"], item["rcpts"])
+        # The item is persisted (queued) before any network I/O. "sending" is committed
+        # just before DATA: a crash before that leaves it queued (nothing can have been
+        # delivered), a crash after it leaves "sending", which becomes unknown.
+        item["attempts"] = int(item["attempts"]) + 1
+
+        def mark_sending(item: dict[str, Any] = item) -> None:
+            _set(store, item, now, state=SENDING)
+
+        result = send(raw, item["mail_from"], item["rcpts"], mark_sending)
         if result.outcome is Outcome.SENT:
             _set(store, item, now, state=SENT, detail=result.detail[:200])
             log.info("sent %s %s", item["kind"], item["message_id"])

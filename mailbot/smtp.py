@@ -16,7 +16,7 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -112,9 +112,15 @@ async def check_login(settings: ServerSettings) -> str:
 
 
 async def send_raw(
-    settings: ServerSettings, raw: bytes, mail_from: str, rcpts: Sequence[str]
+    settings: ServerSettings, raw: bytes, mail_from: str, rcpts: Sequence[str],
+    before_data: Callable[[], None] = lambda: None,
 ) -> SendResult:
-    """Send one message. Never raises for a server answer: the outcome says what happened."""
+    """Send one message. Never raises for a server answer: the outcome says what happened.
+
+    ``before_data`` runs just before the DATA command: the outbox records "sending"
+    there, so a crash while connecting or logging in leaves the item queued (nothing
+    can have been delivered yet) and only a crash from DATA on leaves it unknown.
+    """
     try:
         client = await _connect_login(settings)
     except AuthError as exc:
@@ -130,6 +136,7 @@ async def send_raw(
             return _by_code(exc.code, exc.message)
         except (aiosmtplib.SMTPException, OSError) as exc:
             return SendResult(Outcome.TEMPORARY, f"before DATA: {exc}")
+        before_data()
         try:
             resp = await client.data(raw)
         except aiosmtplib.SMTPResponseException as exc:
@@ -149,6 +156,7 @@ def _by_code(code: int, message: str) -> SendResult:
 
 
 def send_raw_sync(
-    settings: ServerSettings, raw: bytes, mail_from: str, rcpts: Sequence[str]
+    settings: ServerSettings, raw: bytes, mail_from: str, rcpts: Sequence[str],
+    before_data: Callable[[], None] = lambda: None,
 ) -> SendResult:
-    return asyncio.run(send_raw(settings, raw, mail_from, rcpts))
+    return asyncio.run(send_raw(settings, raw, mail_from, rcpts, before_data))
