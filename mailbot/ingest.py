@@ -354,8 +354,8 @@ class FolderSync:
                 if part.subtype == "html":
                     text = html_to_text(text)
             full = message_with_text(msg, text)
-            if text:
-                verdict = classify(full, self.identity)  # opt-out needs the text
+            # the category comes from the headers; touchpoints_from reads the text for
+            # opt-out and tone, so there is no second classify here
             tps = touchpoints_from(
                 full, verdict, received=f.internaldate, folder=self.folder,
                 uidvalidity=uidvalidity, uid=f.uid,
