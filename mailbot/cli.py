@@ -384,6 +384,134 @@ def cmd_outbox(args: argparse.Namespace) -> int:
     return 0
 
 
+def status_report(settings: Settings, now: datetime) -> dict[str, Any]:
+    """What ``mailbot status`` shows: the heartbeat, read with the database (read-only)."""
+    from . import health, outbox
+
+    data_dir = settings.data.dir
+    hb = health.read_heartbeat(data_dir / health.HEARTBEAT_NAME)
+    alive = bool(hb) and health.pid_alive(int((hb or {}).get("pid") or 0))
+    running, why = health.daemon_state(hb, now, alive)
+    out: dict[str, Any] = {
+        "running": running, "daemon": why, "data_dir": str(data_dir),
+        "heartbeat": hb.get("updated") if hb else None,
+        "last_sync": dict((hb or {}).get("last_sync") or {}),
+        "last_idle_activity": (hb or {}).get("last_idle_activity"),
+        "last_connected": (hb or {}).get("last_connected"),
+        "last_digest": (hb or {}).get("last_digest"),
+        "alerts": list((hb or {}).get("alerts") or []),
+        "errors_24h": health.recent_errors(hb, now),
+        "database": None, "database_bytes": None, "outbox": {},
+    }
+    try:
+        store = _open_readonly(settings)
+    except MailbotError as exc:
+        out["database"] = str(exc)
+        return out
+    out["database"] = str(store.path)
+    out["database_bytes"] = store.path.stat().st_size if store.path.exists() else None
+    for f in store.folder_states():  # the heartbeat is newer; the database outlives it
+        if f.last_sync and f.folder not in out["last_sync"]:
+            out["last_sync"][f.folder] = f.last_sync.isoformat()
+    digests = [r["date"] for r in store.records("digests") if r.get("message_id")]
+    if digests and not out["last_digest"]:
+        out["last_digest"] = max(digests)
+    counts: dict[str, int] = {}
+    for item in store.records("outbox"):
+        counts[item["state"]] = counts.get(item["state"], 0) + 1
+    out["outbox"] = counts
+    out["outbox_pending"] = counts.get(outbox.QUEUED, 0) + counts.get(outbox.SENDING, 0)
+    out["outbox_unknown"] = counts.get(outbox.UNKNOWN, 0)
+    kv = store.record("kv", health.ALERTS_KEY)  # committed with each alert: authoritative
+    if kv:
+        out["alerts"] = health.Alerts(kv["value"]).active()
+    return out
+
+
+def _when(value: str | None, now: datetime) -> str:
+    if not value:
+        return "never"
+    try:
+        d = datetime.fromisoformat(value)
+    except ValueError:
+        return value
+    if d.tzinfo is None:  # a date (the digest's)
+        return value
+    age = int((now - d).total_seconds())
+    ago = (f"{age} s" if age < 120 else f"{age // 60} min" if age < 7200 else
+           f"{age // 3600} h" if age < 172800 else f"{age // 86400} days")
+    return f"{d.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC ({ago} ago)"
+
+
+def format_status(rep: dict[str, Any], now: datetime) -> str:
+    lines = [f"daemon:        {rep['daemon']}"]
+    syncs = rep["last_sync"]
+    if syncs:
+        for i, (folder, when) in enumerate(sorted(syncs.items())):
+            label = "last sync:" if i == 0 else ""
+            lines.append(f"{label:<15}{folder}: {_when(when, now)}")
+    else:
+        lines.append("last sync:     never")
+    lines.append(f"last IDLE:     {_when(rep['last_idle_activity'], now)}")
+    lines.append(f"last digest:   {rep['last_digest'] or 'never'}")
+    if rep["database_bytes"] is not None:
+        lines.append(f"database:      {rep['database']} ({rep['database_bytes'] / 1e6:.1f} MB)")
+    else:
+        lines.append(f"database:      {rep['database']}")
+    if rep["outbox"]:
+        lines.append(f"outbox:        {rep['outbox_pending']} pending, "
+                     f"{rep['outbox_unknown']} unknown ("
+                     + ", ".join(f"{n} {s}" for s, n in sorted(rep["outbox"].items())) + ")")
+    else:
+        lines.append("outbox:        empty")
+    if rep["alerts"]:
+        lines.append("problems:      " + ", ".join(rep["alerts"]) + " (the owner was told)")
+    errs = rep["errors_24h"]
+    lines.append(f"errors (24 h): {len(errs) or 'none'}")
+    for e in errs[-20:]:
+        lines.append(f"  {e['time'][:19].replace('T', ' ')} {e.get('level', 'error'):<7} "
+                     f"{e['message']}")
+    return "\n".join(lines)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    settings = _load(args)
+    now = datetime.now(UTC)
+    rep = status_report(settings, now)
+    if args.json:
+        print(json.dumps(rep, indent=2, ensure_ascii=False))
+    else:
+        print(format_status(rep, now))
+    return 0
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from . import health
+
+    config = Path(args.config).expanduser().resolve()
+    _load(args)  # a unit for a broken config would only restart-fail
+    path = Path(args.path).expanduser() if args.path else health.default_unit_path(os.environ)
+    text = health.unit_text(sys.executable, config, workdir=config.parent)
+    if path.exists():
+        current = path.read_text(encoding="utf-8", errors="replace")
+        if current == text:
+            print(f"{path} is already installed and up to date")
+        elif not args.force:
+            print(f"mailbot: {path} exists and differs; not overwriting it "
+                  "(use --force to replace it)", file=sys.stderr)
+            return 1
+    if not path.exists() or path.read_text(encoding="utf-8", errors="replace") != text:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+        print(f"wrote {path}")
+    user = os.environ.get("USER") or os.environ.get("LOGNAME") or "$USER"
+    print()
+    print(health.ENABLE_HINT.format(user=user))
+    return 0
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -430,6 +558,14 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--retry-now", action="store_true",
                    help="send queued items now instead of waiting for their retry time")
     o.set_defaults(func=cmd_outbox)
+    st = sub.add_parser("status", help="is the daemon running; last sync, digest, errors")
+    st.add_argument("--json", action="store_true")
+    st.set_defaults(func=cmd_status)
+    svc = sub.add_parser("install-service", help="write a systemd user unit for the daemon")
+    svc.add_argument("--path", help="where to write it "
+                     "(default: ~/.config/systemd/user/mailbot.service)")
+    svc.add_argument("--force", action="store_true", help="replace a different existing unit")
+    svc.set_defaults(func=cmd_install_service)
     return p
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import os
 import queue
 import random
 import signal
@@ -21,13 +22,31 @@ from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
-from . import morning, outbox
+from . import __version__, morning, outbox
 from .classify import Identity
 from .commands import CommandHandler
 from .config import Settings
+from .digest import new_token
 from .errors import AuthError, ConfigError, MailServerError
+from .health import (
+    ALERTS_KEY,
+    CONNECTION,
+    DIGEST,
+    HEALTH_KEY,
+    HEARTBEAT_NAME,
+    HEARTBEAT_SECONDS,
+    LOGIN,
+    LOGIN_FAILURES,
+    NO_CONNECTION,
+    Alerts,
+    Health,
+    alert_message,
+    no_connection_for,
+    write_heartbeat,
+)
 from .imap import ImapSession
 from .ingest import FolderSync, SyncStats
+from .notes import build_notice
 from .scheduling import due_digest
 from .smtp import SendResult, send_raw_sync
 from .store import Store
@@ -69,8 +88,9 @@ class Progress:
     """A progress bar on a TTY (tqdm), plain log lines with count and rate otherwise."""
 
     def __init__(self, label: str, total: int, *, tty: bool | None = None,
-                 every_seconds: float = 5.0) -> None:
+                 every_seconds: float = 5.0, tick: Callable[[], None] | None = None) -> None:
         self.label, self.total, self.done = label, total, 0
+        self.tick = tick
         self.started = self.last_log = time.monotonic()
         self.every = every_seconds
         self.bar = None
@@ -81,6 +101,8 @@ class Progress:
 
     def __call__(self, n: int) -> None:
         self.done += n
+        if self.tick is not None:
+            self.tick()
         if self.bar is not None:
             self.bar.update(n)
             return
@@ -99,6 +121,20 @@ class Progress:
                      self.done / max(elapsed, 1e-6))
 
 
+class _ErrorLog(logging.Handler):
+    """Keeps mailbot's warnings and errors in the heartbeat (for ``mailbot status``)."""
+
+    def __init__(self, health: Health, clock: Clock) -> None:
+        super().__init__(logging.WARNING)
+        self.health, self.clock = health, clock
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.health.note_error(record.getMessage(), self.clock(), record.levelname.lower())
+        except Exception:  # a log handler must never break the caller
+            self.handleError(record)
+
+
 class Daemon:
     def __init__(self, settings: Settings, store: Store, *, clock: Clock = utcnow) -> None:
         self.settings = settings
@@ -113,6 +149,15 @@ class Daemon:
         self.schedule = morning.schedule_of(settings)
         self.drafter = morning.make_drafter(settings)
         self.scheduler: Any = None
+        self.started = clock()
+        self.health = Health(pid=os.getpid(), version=__version__, started=self.started)
+        self.heartbeat_path = store.data_dir / HEARTBEAT_NAME
+        self._last_beat = float("-inf")
+        kv = store.record("kv", ALERTS_KEY)
+        self.alerts = Alerts(kv["value"] if kv else None)
+        self.auth_failures = 0
+        digests = [r["date"] for r in store.records("digests") if r.get("message_id")]
+        self.health.last_digest = max(digests, default="")
 
     # -- control
 
@@ -128,47 +173,132 @@ class Daemon:
         signal.signal(signal.SIGINT, handler)
 
     def _sleep(self, seconds: float) -> None:
-        self.stop_event.wait(seconds)
+        """Wait (until stopped), still writing the heartbeat on time."""
+        deadline = time.monotonic() + seconds
+        while not self.stop_event.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self.stop_event.wait(min(left, HEARTBEAT_SECONDS))
+            self._beat()
+
+    # -- health: heartbeat file and alerts
+
+    def _beat(self, *, force: bool = False, state: str | None = None) -> None:
+        """Write the heartbeat file if it is due (every 30 s) or the state changed."""
+        if state is not None and state != self.health.state:
+            self.health.state = state
+            force = True
+        mono = time.monotonic()
+        if not force and mono - self._last_beat < HEARTBEAT_SECONDS:
+            return
+        self._last_beat = mono
+        self.health.alerts = self.alerts.active()
+        try:
+            write_heartbeat(self.heartbeat_path, self.health.to_dict(self.clock()))
+        except OSError as exc:
+            log.warning("cannot write the heartbeat file %s: %s", self.heartbeat_path,
+                        exc.strerror)
+
+    def _save_health(self) -> None:
+        """The slowly changing part of the health in the kv table (for the next commit)."""
+        h = self.health
+        doc = {"key": HEALTH_KEY, "last_connected": h.to_dict(self.clock())["last_connected"],
+               "last_digest": h.last_digest, "last_error": h.last_error,
+               "last_error_time": h.last_error_time.isoformat() if h.last_error_time else None}
+        if self.store.record("kv", HEALTH_KEY) != doc:
+            self.store.put_record("kv", doc)
+
+    def _tell(self, problem: str, now: datetime, *, recovered: bool = False,
+              detail: str = "") -> None:
+        subject, body = alert_message(problem, recovered=recovered, detail=detail,
+                                      since=self.alerts.since(problem))
+        owner = self.settings.owner
+        msg = build_notice(subject=subject, body=body, owner_name=owner.name,
+                           owner_address=owner.address, token=new_token(), now=now,
+                           tz=owner.tz, domain=owner.address.rsplit("@", 1)[1])
+        outbox.enqueue(self.store, msg, kind="alert", mail_from=owner.address,
+                       rcpts=[self.settings.digest.to], now=now, owner_only=True,
+                       ref=f"{problem}:{'ok' if recovered else 'problem'}")
+        self.store.put_record("kv", {"key": ALERTS_KEY, "value": self.alerts.to_dict()})
+        self.store.commit()
+        log.info("told the owner: %s", subject)
+        self._beat(force=True)  # rare: once per problem per day
+
+    def _raise(self, problem: str, now: datetime, detail: str) -> None:
+        if self.alerts.raise_(problem, now):
+            self._tell(problem, now, detail=detail)
+
+    def _clear(self, problem: str, now: datetime) -> None:
+        if self.alerts.clear(problem, now):
+            self._tell(problem, now, recovered=True)
+
+    def _connected(self) -> None:
+        now = self.clock()
+        self.health.last_connected = now
+        self.auth_failures = 0
+        self._clear(LOGIN, now)
+        self._clear(CONNECTION, now)
+
+    def _failed(self, exc: MailServerError, *, auth: bool) -> None:
+        """After a failed connection: alert when it lasts, send what waits for the owner."""
+        now = self.clock()
+        if auth:
+            self.auth_failures += 1
+            if self.auth_failures >= LOGIN_FAILURES:
+                self._raise(LOGIN, now, str(exc))
+        if (LOGIN not in self.alerts.active() and
+                no_connection_for(self.health.last_connected, self.started, now)
+                >= NO_CONNECTION):
+            self._raise(CONNECTION, now, str(exc))
+        self._flush_without_imap()
+        self._beat(state="reconnecting")
 
     # -- main loops
 
     def run(self, *, once: bool = False) -> int:
         """Run until stopped (or one full sync with ``once``). Returns the exit status."""
         backoff = Backoff(cap=float(self.settings.ingest.reconnect_max_seconds))
-        auth_failures = 0
-        outbox.recover_after_crash(self.store, self.clock())
-        if not once:
-            self._start_scheduler()
+        errors = _ErrorLog(self.health, self.clock)
+        logging.getLogger("mailbot").addHandler(errors)
+        self._beat(state="starting", force=True)
         try:
+            outbox.recover_after_crash(self.store, self.clock())
+            if not once:
+                self._start_scheduler()
             while not self.stop_event.is_set():
                 try:
                     self.session.connect()
+                    self._connected()
                     self.folders = self._folders()
                     self.sync_all(initial=True)
                     backoff.reset()
-                    auth_failures = 0
                     self.handle_commands()
                     self.morning_tasks()
                     if once:
                         return 0
+                    self._beat(state="watching")
                     self.watch()
                 except AuthError as exc:
-                    auth_failures += 1
                     self.last_error = str(exc)
                     log.error("%s", exc)
+                    self._failed(exc, auth=True)
                     if once:
                         return 2
                     # a wrong password will not fix itself quickly: wait the full cap
-                    self._sleep(backoff.cap if auth_failures > 1 else backoff.next_delay())
+                    self._sleep(backoff.cap if self.auth_failures > 1 else backoff.next_delay())
                 except MailServerError as exc:
                     self.last_error = str(exc)
                     if once:
                         log.error("%s", exc)
+                        self._failed(exc, auth=False)
                         return 1
                     delay = backoff.next_delay()
                     log.warning("%s; reconnecting in %.0f s", exc, delay)
+                    self._failed(exc, auth=False)
                     self._sleep(delay)
                 finally:
+                    self._save_health()
                     self.store.commit()
                     self.session.close()
             return 0
@@ -178,6 +308,8 @@ class Daemon:
         finally:
             if self.scheduler is not None:
                 self.scheduler.shutdown(wait=False)
+            self._beat(state="stopped", force=True)
+            logging.getLogger("mailbot").removeHandler(errors)
 
     # -- the morning digest and the outbox
 
@@ -199,9 +331,16 @@ class Daemon:
         day = due_digest(self.schedule, now, morning.sent_dates(self.store))
         if day is not None:
             try:
-                morning.run_digest(self.store, self.settings, now, self.drafter, day)
-            except MailServerError as exc:
+                mid = morning.run_digest(self.store, self.settings, now, self.drafter, day)
+            except ConfigError:
+                raise
+            except Exception as exc:  # any failure to build it is the owner's business
                 log.error("could not build the digest for %s: %s", day, exc)
+                self._raise(DIGEST, now, f"{type(exc).__name__}: {exc}")
+            else:
+                if mid:
+                    self.health.last_digest = day.isoformat()
+                self._clear(DIGEST, now)
         self.flush_outbox()
 
     def handle_commands(self) -> None:
@@ -214,8 +353,16 @@ class Daemon:
         handler.process_pending(self.clock())
 
     def flush_outbox_once(self) -> None:
-        """Connect, send what the outbox holds, disconnect (for the CLI)."""
-        self.session.connect()
+        """Connect, send what the outbox holds, disconnect (for the CLI).
+
+        Without IMAP, the mail to the owner still goes (it needs only SMTP); the
+        IMAP error is raised afterwards.
+        """
+        try:
+            self.session.connect()
+        except MailServerError:
+            self._flush_without_imap()
+            raise
         try:
             self.folders = self._folders()
             self.flush_outbox()
@@ -223,8 +370,27 @@ class Daemon:
             self.session.close()
 
     def flush_outbox(self) -> None:
+        if len(self.folders) < 2:  # IMAP is not (yet) there
+            self._flush_without_imap()
+            return
         outbox.process(self.store, self._send, self._find, self.clock())
         self._file_sent_notes()
+
+    def _flush_without_imap(self) -> None:
+        """Send the owner's queued mail by SMTP alone; unknown outcomes wait for IMAP."""
+        now = self.clock()
+        if not any(i.get("owner_only") and i["state"] == outbox.QUEUED
+                   and i["not_before"] <= now.isoformat()
+                   for i in self.store.records("outbox")):
+            return
+        try:
+            # a note to a customer waits for IMAP: its undo window needs the owner's
+            # inbox and its copy goes to Sent; mail to the owner needs only SMTP
+            outbox.process(self.store, self._send, lambda _where, _mid: False, now,
+                           unknown_wait=timedelta.max,
+                           only=lambda item: bool(item.get("owner_only")))
+        except MailServerError as exc:
+            log.warning("could not send the mail waiting for you: %s", exc)
 
     def _file_sent_notes(self) -> None:
         """Put a copy of each sent note in the owner's Sent folder, unless the provider does.
@@ -323,12 +489,14 @@ class Daemon:
             if initial:
                 pending = fs.pending_count()
                 if pending > 0:
-                    progress = Progress(folder, pending)
+                    progress = Progress(folder, pending, tick=self._beat)
             try:
                 stats = fs.sync(progress=progress, should_stop=self.stop_event.is_set)
             finally:
                 if progress is not None:
                     progress.close()
+            self.health.note_sync(folder, self.clock())
+            self._beat()
             if stats.seen:
                 log.info("%s: %s", folder, stats.summary())
             total.add(stats)
@@ -361,6 +529,7 @@ class Daemon:
                 self.session.idle_start()
                 try:
                     while not self.stop_event.is_set() and self.jobs.empty():
+                        self._beat()
                         now = time.monotonic()
                         if now - last_outbox_check >= 5:
                             last_outbox_check = now
@@ -381,6 +550,7 @@ class Daemon:
                        and time.monotonic() < deadline):
                     self._sleep(1.0)
                 self.session.noop()
+            self.health.last_idle_activity = self.clock()
             if self.stop_event.is_set():
                 break
             self.sync_all(folders=[inbox])

@@ -109,10 +109,14 @@ def _set(store: Store, item: dict[str, Any], now: datetime, **fields: Any) -> No
 
 
 def process(store: Store, send: Sender, find: Finder, now: datetime, *,
-            unknown_wait: timedelta = timedelta(minutes=5)) -> dict[str, int]:
-    """Send what is due and resolve what is unknown. Returns counts by resulting state."""
+            unknown_wait: timedelta = timedelta(minutes=5),
+            only: Callable[[dict[str, Any]], bool] = lambda _item: True) -> dict[str, int]:
+    """Send what is due and resolve what is unknown (of the items ``only`` accepts).
+
+    Returns counts by resulting state.
+    """
     counts: dict[str, int] = {}
-    items = sorted(store.records("outbox"), key=lambda i: i["created"])
+    items = sorted((i for i in store.records("outbox") if only(i)), key=lambda i: i["created"])
     for item in items:
         state = item["state"]
         if state == UNKNOWN:
