@@ -14,6 +14,26 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The smallest config that loads: loopback servers, data in ./data beside the file.
+# For tests that need no mail server (import, digest job, status).
+MINIMAL_CONFIG = """
+[owner]
+name = "Olivia Owner"
+addresses = ["olivia@linen.example"]
+timezone = "Europe/Berlin"
+
+[imap]
+host = "127.0.0.1"
+security = "none"
+
+[smtp]
+host = "127.0.0.1"
+security = "none"
+
+[data]
+dir = "data"
+"""
+
 
 def write_config(
     directory: Path,

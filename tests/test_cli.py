@@ -9,25 +9,9 @@ from pathlib import Path
 
 from mailbot.demo import CUSTOMERS, demo_messages
 
-from .helpers import cli, env
+from .helpers import MINIMAL_CONFIG, cli, env
 
-CONFIG = """
-[owner]
-name = "Olivia Owner"
-addresses = ["olivia@linen.example"]
-timezone = "Europe/Berlin"
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-
-[data]
-dir = "data"
-"""
+CONFIG = MINIMAL_CONFIG
 
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 

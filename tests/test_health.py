@@ -23,27 +23,11 @@ from mailbot.health import (
     write_heartbeat,
 )
 
-from .helpers import cli
+from .helpers import MINIMAL_CONFIG, cli
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 
-CONFIG = """
-[owner]
-name = "Olivia Owner"
-addresses = ["olivia@linen.example"]
-timezone = "Europe/Berlin"
-
-[imap]
-host = "127.0.0.1"
-security = "none"
-
-[smtp]
-host = "127.0.0.1"
-security = "none"
-
-[data]
-dir = "data"
-"""
+CONFIG = MINIMAL_CONFIG
 
 
 # --------------------------------------------------------------------------- alerts

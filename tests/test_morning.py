@@ -11,27 +11,15 @@ from mailbot.demo import demo_messages
 from mailbot.morning import make_drafter, run_digest
 from mailbot.store import Store
 
+from .helpers import MINIMAL_CONFIG
+
 NOW = datetime(2026, 11, 24, 6, 30, tzinfo=UTC)
 
 
 def _settings(tmp: Path, extra: str = "") -> Settings:
     tmp.mkdir(parents=True, exist_ok=True)
     p = tmp / "config.toml"
-    p.write_text(f"""
-[owner]
-name = "Olivia Owner"
-addresses = ["olivia@linen.example"]
-timezone = "Europe/Berlin"
-[imap]
-host = "127.0.0.1"
-security = "none"
-[smtp]
-host = "127.0.0.1"
-security = "none"
-[data]
-dir = "data"
-{extra}
-""")
+    p.write_text(MINIMAL_CONFIG + extra)
     return load_settings(p, env={})
 
 
