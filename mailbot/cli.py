@@ -566,6 +566,12 @@ def build_parser() -> argparse.ArgumentParser:
                      "(default: ~/.config/systemd/user/mailbot.service)")
     svc.add_argument("--force", action="store_true", help="replace a different existing unit")
     svc.set_defaults(func=cmd_install_service)
+    from .setup_wizard import add_init_arguments, cmd_init
+
+    ini = sub.add_parser("init", help="write or edit config.toml: asks a few questions "
+                         "(or takes flags), recognises the provider, tests the login")
+    add_init_arguments(ini)
+    ini.set_defaults(func=cmd_init)
     return p
 
 
