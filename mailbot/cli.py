@@ -295,6 +295,8 @@ def cmd_customer(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import demo_messages, demo_settings
 
+    if not args.verbose:  # the demo's output is the point; its INFO log lines are noise
+        logging.getLogger("mailbot").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="mailbot-demo-") as tmp:
         settings = demo_settings(Path(tmp))
         with Store(settings.data.dir) as store:
