@@ -139,18 +139,12 @@ def text_part_of(bs: Any) -> TextPart | None:
     return found.get("plain") or found.get("html")
 
 
-def _chunks(items: Sequence[int], size: int) -> Iterator[list[int]]:
-    for i in range(0, len(items), size):
-        yield list(items[i : i + size])
-
-
 class ImapSession:
     """One logged-in IMAP connection."""
 
     def __init__(self, settings: ImapSettings) -> None:
         self.settings = settings
         self.client: IMAPClient | None = None
-        self.bytes_read = 0
         self._selected: str | None = None
 
     # -- connection
@@ -291,7 +285,6 @@ class ImapSession:
             for key, value in data.items():
                 if key.startswith(b"BODY[HEADER") and isinstance(value, bytes):
                     header = value
-            self.bytes_read += len(header) + 200
             idate = data.get(b"INTERNALDATE")
             if isinstance(idate, datetime) and idate.tzinfo is None:
                 idate = idate.replace(tzinfo=UTC)
@@ -325,7 +318,6 @@ class ImapSession:
                 for key, value in data.items():
                     if key.startswith(b"BODY[") and isinstance(value, bytes):
                         out[int(uid)] = value
-                        self.bytes_read += len(value)
         return out
 
     def fetch_sizes(self, uids: Sequence[int]) -> dict[int, int]:

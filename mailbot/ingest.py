@@ -140,10 +140,6 @@ def apply_to_store(
     return store.add_touchpoints(tps)
 
 
-def message_with_text(msg: Message, text: str) -> Message:
-    return replace(msg, text=text)
-
-
 def ingest_parsed(
     store: Store, msg: Message, identity: Identity, now: datetime, *, folder: str = ""
 ) -> tuple[Classification, int]:
@@ -353,7 +349,7 @@ class FolderSync:
                                    transfer_encoding=part.encoding)
                 if part.subtype == "html":
                     text = html_to_text(text)
-            full = message_with_text(msg, text)
+            full = replace(msg, text=text)
             # the category comes from the headers; touchpoints_from reads the text for
             # opt-out and tone, so there is no second classify here
             tps = touchpoints_from(

@@ -759,7 +759,8 @@ def _unflow(text: str, delsp: bool) -> str:
 _BOUNDARY_LINE = re.compile(rb"^--([^\s]{1,200}?)(--)?[ \t]*\r?$", re.MULTILINE)
 
 
-def _param(part: EmailMessage, name: str) -> str:
+def mime_param(part: EmailMessage, name: str) -> str:
+    """A Content-Type parameter as text (RFC 2231 values unpacked); "" when absent."""
     try:
         value = part.get_param(name)
     except Exception:
@@ -787,7 +788,7 @@ def _is_attachment(part: EmailMessage) -> bool:
     disposition = _header_str(part.get("Content-Disposition", "")).split(";", 1)[0]
     if disposition.strip().lower() == "attachment":
         return True
-    return bool(_param(part, "name") or _filename(part))
+    return bool(mime_param(part, "name") or _filename(part))
 
 
 def _filename(part: EmailMessage) -> str:
@@ -799,7 +800,7 @@ def _filename(part: EmailMessage) -> str:
 
 
 def _decode_text_part(part: EmailMessage, defects: list[str]) -> str:
-    charset = _param(part, "charset")
+    charset = mime_param(part, "charset")
     text, fallback = _decode_part(
         _part_payload_bytes(part),
         charset,
@@ -809,8 +810,8 @@ def _decode_text_part(part: EmailMessage, defects: list[str]) -> str:
         defects.append(
             f"{part.get_content_type()} not valid {charset or 'utf-8'}; decoded leniently"
         )
-    if _param(part, "format").lower() == "flowed":
-        text = _unflow(text, _param(part, "delsp").lower() == "yes")
+    if mime_param(part, "format").lower() == "flowed":
+        text = _unflow(text, mime_param(part, "delsp").lower() == "yes")
     return text
 
 

@@ -63,7 +63,7 @@ from functools import lru_cache
 from mailbot.digest import CANARY_PREFIX, MARKER, PRIVATE_HEADING, SPARK_CHARS, draft_body
 from mailbot.drafting import first_name_of
 from mailbot.models import MAILBOT_ID_PREFIX, Pick, Reason
-from mailbot.parse import decode_part, html_to_text
+from mailbot.parse import decode_part, html_to_text, mime_param
 
 __all__ = [
     "Command",
@@ -185,16 +185,6 @@ _P_START = re.compile(r"<p\b[^>]*>", re.IGNORECASE)
 _P_END = re.compile(r"</p\s*>", re.IGNORECASE)
 
 
-def _param(part: StdMessage, name: str) -> str:
-    try:
-        value = part.get_param(name)
-    except Exception:
-        return ""
-    if isinstance(value, tuple):  # RFC 2231: (charset, language, value)
-        value = value[2]
-    return str(value) if value else ""
-
-
 def _payload_bytes(part: StdMessage) -> bytes:
     payload = part.get_payload()
     if isinstance(payload, bytes):
@@ -212,7 +202,7 @@ def _is_attachment(part: StdMessage) -> bool:
         filename = part.get_filename()
     except Exception:
         filename = None
-    return bool(filename or _param(part, "name"))
+    return bool(filename or mime_param(part, "name"))
 
 
 def _text_parts(root: StdMessage) -> Iterator[StdMessage]:
@@ -296,12 +286,12 @@ def _reply_text(raw: bytes) -> tuple[str, bool]:
             continue
         text = decode_part(
             _payload_bytes(part),
-            charset=_param(part, "charset"),
+            charset=mime_param(part, "charset"),
             transfer_encoding=str(part.get("Content-Transfer-Encoding", "")),
         )
         if subtype == "plain":
-            if _param(part, "format").lower() == "flowed":
-                text = _unflow(text, _param(part, "delsp").lower() == "yes")
+            if mime_param(part, "format").lower() == "flowed":
+                text = _unflow(text, mime_param(part, "delsp").lower() == "yes")
             plain.append(text)
         else:
             htmls.append(text)

@@ -70,7 +70,6 @@ class AtomicJSONStorage(Storage):
         self.readonly = readonly
         self._data: dict[str, dict[str, Doc]] | None = None
         self.dirty = False
-        self.bytes_written = 0
 
     def read(self) -> dict[str, dict[str, Doc]] | None:
         if self._data is None:
@@ -88,7 +87,6 @@ class AtomicJSONStorage(Storage):
             return
         payload = json.dumps(self._data, separators=(",", ":"), ensure_ascii=False).encode()
         atomic_write(self.path, payload)
-        self.bytes_written += len(payload)
         self.dirty = False
 
     def close(self) -> None:
@@ -356,7 +354,6 @@ class Store:
         self._records: dict[str, dict[str, Doc]] = {t: {} for t in RECORD_TABLES}
         self._record_ids: dict[str, dict[str, int]] = {t: {} for t in RECORD_TABLES}
         self._dirty_records: dict[str, set[str]] = {t: set() for t in RECORD_TABLES}
-        self._seen_ids: set[str] = set()
         # pending writes, applied to TinyDB in one operation per table at commit
         self._new_tps: list[Touchpoint] = []
         self._pending_keys: set[str] = set()
@@ -376,7 +373,6 @@ class Store:
                 tp = touchpoint_from_doc(doc)
                 self._tp_ids[tp.key] = doc.doc_id
                 self._tp_by_contact[tp.contact].append(tp)
-                self._seen_ids.add(tp.message_id)
             for doc in self.db.table("contacts"):
                 c = contact_from_doc(doc)
                 self._contacts[c.address] = c
@@ -402,10 +398,6 @@ class Store:
 
     def has_touchpoint(self, key: str) -> bool:
         return key in self._tp_ids or key in self._pending_keys
-
-    def seen_message(self, message_id: str) -> bool:
-        """Whether any touchpoint (committed or pending) came from this Message-ID."""
-        return message_id in self._seen_ids
 
     def folder_state(self, folder: str) -> FolderState | None:
         return self._folders.get(folder)
@@ -474,7 +466,6 @@ class Store:
                 self._new_tps.append(tp)
                 self._pending_keys.add(tp.key)
                 self._tp_by_contact[tp.contact].append(tp)
-                self._seen_ids.add(tp.message_id)
                 touched.add(tp.contact)
                 added += 1
             for contact in touched:
@@ -615,10 +606,6 @@ class Store:
             new_ids = t.insert_multiple([docs[k] for k in fresh])
             for k, doc_id in zip(fresh, new_ids, strict=True):
                 ids[k] = doc_id
-
-    @property
-    def bytes_written(self) -> int:
-        return self._storage.bytes_written if self._storage else 0
 
 
 def _set_needs_reply(flags_by_key: dict[str, bool]) -> Any:
