@@ -324,6 +324,11 @@ class Store:
                 "(only one daemon or import at a time); stop it first"
             ) from None
         self._lock_fd = fd
+        # a writer killed mid-commit leaves its temp file; with the lock held, no
+        # other writer can own one, so they are all stale
+        for stale in self.data_dir.glob(f".{DB_NAME}.*.tmp"):
+            with contextlib.suppress(OSError):
+                stale.unlink()
 
     def _release_lock(self) -> None:
         if self._lock_fd is not None:

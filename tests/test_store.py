@@ -182,3 +182,10 @@ def test_small_record_tables_round_trip_and_update(tmp_path: Path) -> None:
         assert sorted(r["message_id"] for r in s.records("outbox")) == ["m1", "m2"]
         assert s.record("digests", "2026-11-24") == {"date": "2026-11-24", "state": "queued"}
         assert s.record("drafts", "nope") is None
+
+
+def test_a_killed_writers_temp_file_is_cleared_by_the_next_writer(tmp_path: Path) -> None:
+    stale = tmp_path / f".{DB_NAME}.99999.tmp"
+    stale.write_bytes(b'{"half": ')
+    with Store(tmp_path, readonly=False):
+        assert not stale.exists()
