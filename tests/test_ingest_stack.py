@@ -16,7 +16,7 @@ from mailbot.config import load_settings
 from mailbot.daemon import identity_of
 from mailbot.imap import ImapSession
 from mailbot.ingest import FolderSync
-from mailbot.store import Store
+from mailbot.store import Store, load_database
 
 from . import mailgen
 from .helpers import (
@@ -88,7 +88,7 @@ def test_live_mail_becomes_touchpoints_and_the_rest_does_not(mail_stack: Any, tm
 
 def _seen(config: Path) -> dict[str, Any]:
     """Non-customer decisions stored so far (read straight from the committed file)."""
-    db = json.loads((config.parent / "data" / "mailbot.json").read_text())
+    db = load_database(config.parent / "data" / "mailbot.json").data
     return {d["address"]: d for d in db.get("decisions", {}).values()}
 
 
@@ -184,8 +184,8 @@ def test_kill_9_during_backfill_leaves_a_loadable_exact_database(mail_stack: Any
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=10)
-        # whatever instant it died at, the file loads
-        json.loads(db.read_text())
+        # whatever instant it died at, the snapshot and its journal load
+        load_database(db)
     r = cli(config, "run", "--once")
     assert r.returncode == 0, r.stderr
     assert _counts(config) == box.touchpoints

@@ -976,3 +976,28 @@ def test_parse_headers_throughput() -> None:
     )
     assert all(msg.message_id for msg in parsed)
     assert sum(1 for msg in bodies if msg.text) >= len(bodies) * 0.9
+
+
+def test_every_branch_of_the_library_quote_pattern_needs_a_prefilter_mark() -> None:
+    """own_text skips mail-parser-reply's regex when no mark is present; that must be exact."""
+    from mailbot.classify import _top_level_branches
+    from mailbot.parse import _LIBRARY_NEEDS, _reply_header_regex
+
+    pattern = _reply_header_regex()
+    assert pattern is not None
+    branches = _top_level_branches(pattern.pattern)
+    assert len(branches) > 10
+    for branch in branches:
+        # the dashes branch spells its five dashes as a repeat
+        literal = branch.replace("-{5,}", "-----")
+        assert any(mark in literal for mark in _LIBRARY_NEEDS), branch[:80]
+
+
+def test_quote_headers_are_still_cut_with_the_prefilter() -> None:
+    from mailbot.parse import own_text
+
+    text = ("Thanks, the blue one please.\n\n-----Original Message-----\n"
+            "We have it in blue and green.\n")
+    assert own_text(text) == "Thanks, the blue one please."
+    danish = "Ja tak, send den.\n\nDen 3. mar. 2026 kl. 10.12 skrev Anna <a@x.dk>:\n\ngammel\n"
+    assert own_text(danish) == "Ja tak, send den."

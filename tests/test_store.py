@@ -15,7 +15,7 @@ import pytest
 
 from mailbot.errors import StoreError
 from mailbot.models import Contact, ContactStatus, Direction, FolderState, Touchpoint
-from mailbot.store import DB_NAME, Store, needs_reply_keys
+from mailbot.store import DB_NAME, Store, load_database, needs_reply_keys
 
 from .helpers import ROOT
 
@@ -50,7 +50,7 @@ def test_duplicates_are_ignored_in_memory_and_on_disk(tmp_path: Path) -> None:
         s.commit()
         assert s.add_touchpoints([tp("a@x", 1)]) == 0
         s.commit()
-    data = json.loads((tmp_path / DB_NAME).read_text())
+    data = load_database(tmp_path / DB_NAME).data
     assert len(data["touchpoints"]) == 1
 
 
@@ -189,3 +189,135 @@ def test_a_killed_writers_temp_file_is_cleared_by_the_next_writer(tmp_path: Path
     stale.write_bytes(b'{"half": ')
     with Store(tmp_path, readonly=False):
         assert not stale.exists()
+
+
+# --------------------------------------------------------------------------- journal
+
+
+def _journal(tmp_path: Path) -> Path:
+    return tmp_path / (DB_NAME + ".journal")
+
+
+def test_a_small_commit_appends_to_the_journal_and_leaves_the_snapshot(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()  # the first commit writes the snapshot
+        snapshot = (tmp_path / DB_NAME).read_bytes()
+        s.add_touchpoints([tp("b@x", 2)])
+        s.set_folder_state(FolderState("INBOX", 7, 2, 1))
+        s.commit()
+        assert (tmp_path / DB_NAME).read_bytes() == snapshot
+        lines = _journal(tmp_path).read_bytes().splitlines()
+        assert len(lines) == 1
+        entry = json.loads(lines[0])
+        assert sorted(entry) == ["sync", "touchpoints"]
+        assert [d["contact"] for d in entry["touchpoints"].values()] == ["b@x"]
+    assert _journal(tmp_path).stat().st_mode & 0o777 == 0o600
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 2
+        assert s.folder_state("INBOX") == FolderState("INBOX", 7, 2, 1)
+    with Store(tmp_path, readonly=True) as r:
+        assert r.touchpoint_count() == 2
+
+
+def test_updates_replayed_from_the_journal_replace_whole_documents(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.upsert_contact(Contact(address="a@x", name="Ana"))
+        s.commit()
+        for status in (ContactStatus.OPTED_OUT, ContactStatus.NOT_CUSTOMER):
+            s.upsert_contact(Contact(address="a@x", name="Ana", status=status))
+            s.commit()
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+        s.add_touchpoints([tp("a@x", 2, Direction.OUTBOUND, days=1)])  # flips needs_reply of 1
+        s.commit()
+    assert len(_journal(tmp_path).read_bytes().splitlines()) == 4
+    with Store(tmp_path) as s:
+        c = s.contact("a@x")
+        assert c is not None and c.status is ContactStatus.NOT_CUSTOMER
+        assert [t.needs_reply for t in s.touchpoints_for("a@x")] == [False, False]
+
+
+def test_the_journal_is_compacted_into_the_snapshot_once_it_outgrows_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mailbot.store.JOURNAL_MIN_BYTES", 2000)
+    sizes = []
+    with Store(tmp_path) as s:
+        for n in range(60):
+            s.add_touchpoints([tp(f"c{n}@x", n)])
+            s.commit()
+            sizes.append(_journal(tmp_path).stat().st_size if _journal(tmp_path).exists() else 0)
+    snapshot = (tmp_path / DB_NAME).stat().st_size
+    assert 0 in sizes[1:], "the journal was never emptied by a compaction"
+    assert max(sizes) <= max(2000, snapshot // 2)
+    # the snapshot alone holds everything written before the last compaction
+    last_reset = len(sizes) - 1 - sizes[::-1].index(0)
+    assert len(json.loads((tmp_path / DB_NAME).read_text())["touchpoints"]) == last_reset + 1
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 60
+
+
+def test_a_torn_last_journal_line_is_ignored_and_cut_by_the_next_writer(tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+        s.add_touchpoints([tp("b@x", 2)])
+        s.commit()
+    journal = _journal(tmp_path)
+    good = journal.read_bytes()
+    for torn in (b'{"touchpoints":{"3":{"key"', b'{"touchpoints":{"3":{"key"\n'):
+        journal.write_bytes(good + torn)
+        with Store(tmp_path, readonly=True) as r:
+            assert r.touchpoint_count() == 2
+        assert journal.read_bytes() == good + torn  # a reader changes nothing
+        with Store(tmp_path) as s:
+            assert s.touchpoint_count() == 2
+        assert journal.read_bytes() == good
+    with Store(tmp_path) as s:  # and commits after the cut replay in order
+        s.add_touchpoints([tp("c@x", 3)])
+        s.commit()
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 3
+
+
+def test_damage_in_the_middle_of_the_journal_is_refused_and_left_untouched(
+        tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+        s.add_touchpoints([tp("b@x", 2)])
+        s.commit()
+    journal = _journal(tmp_path)
+    damaged = b'{"touchpoints": [\n' + journal.read_bytes()
+    journal.write_bytes(damaged)
+    with pytest.raises(StoreError, match=r"journal .* is damaged at byte 0"):
+        Store(tmp_path)
+    assert journal.read_bytes() == damaged
+    (tmp_path / DB_NAME).unlink()
+    journal.write_bytes(b'{"touchpoints":{}}\n')
+    with pytest.raises(StoreError, match="exists but the database"):
+        Store(tmp_path)
+
+
+def test_a_crash_between_new_snapshot_and_emptied_journal_changes_nothing(
+        tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        s.add_touchpoints([tp("a@x", 1)])
+        s.commit()
+        s.upsert_contact(Contact(address="a@x", name="A"))
+        s.add_touchpoints([tp("a@x", 2, days=1)])
+        s.commit()
+        s.upsert_contact(Contact(address="a@x", name="Ana"))
+        s.add_touchpoints([tp("a@x", 3, Direction.OUTBOUND, days=2)])
+        s.commit()
+    stale_journal = _journal(tmp_path).read_bytes()
+    with Store(tmp_path) as s:  # as a compaction would leave it, before the journal was emptied
+        assert s._storage is not None
+        s._storage.dirty = True
+        s._storage.flush()
+    assert _journal(tmp_path).read_bytes() == b""
+    _journal(tmp_path).write_bytes(stale_journal)
+    with Store(tmp_path) as s:
+        assert s.touchpoint_count() == 3
+        assert s.contact("a@x") == Contact(address="a@x", name="Ana")
+        assert [t.needs_reply for t in s.touchpoints_for("a@x")] == [False, False, False]
