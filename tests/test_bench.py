@@ -43,7 +43,8 @@ def test_generator_is_deterministic_and_well_formed() -> None:
 @pytest.mark.stack
 def test_bench_tiny_through_the_stack(mail_stack: Any, tmp_path: Path) -> None:
     lines: list[str] = []
-    result = run_bench(mail_stack, Options(messages=300, live=3, skip_peer=True, live_gap=0.3),
+    result = run_bench(mail_stack, Options(messages=300, live=3, skip_peer=True, live_gap=0.3,
+                                               scale_touchpoints=3000, scale_customers=200),
                        tmp_path, say=lines.append)
     box = result["mailbox"]
     assert box["messages"] == 300
@@ -69,6 +70,11 @@ def test_bench_tiny_through_the_stack(mail_stack: Any, tmp_path: Path) -> None:
     assert after["stored_touchpoints"] == box["expected_touchpoints"] + 4  # warm-up + 3
 
     assert result["startup"]["touchpoints"] == after["stored_touchpoints"]
+    scale = result["scale"]
+    assert scale["startup"]["touchpoints"] == 3000
+    assert scale["shortlist"]["touchpoints"] == 6000
+    assert scale["shortlist"]["customers"] == 200
+    assert 3 <= scale["shortlist"]["picks"] <= 7, scale
     assert result["peer"] == {"skipped": "--skip-peer"}
     assert "touchpoints stored" in table(result)
     assert markdown_table(result).startswith("| measure |")

@@ -321,3 +321,23 @@ def test_a_crash_between_new_snapshot_and_emptied_journal_changes_nothing(
         assert s.touchpoint_count() == 3
         assert s.contact("a@x") == Contact(address="a@x", name="Ana")
         assert [t.needs_reply for t in s.touchpoints_for("a@x")] == [False, False, False]
+
+
+def test_a_decoded_touchpoint_is_a_whole_frozen_touchpoint() -> None:
+    import dataclasses
+
+    from mailbot.store import touchpoint_from_doc, touchpoint_to_doc
+
+    original = Touchpoint(
+        message_id="m9@x", contact="a@x", direction=Direction.OUTBOUND, date=T0,
+        subject="s", snippet="hi", thread_key="t", folder="Sent", uidvalidity=7, uid=9,
+        reason="r", needs_reply=True, opt_out=True, negative=True,
+    )
+    decoded = touchpoint_from_doc(touchpoint_to_doc(original))
+    assert decoded == original and hash(decoded) == hash(original)
+    assert set(vars(decoded)) == {f.name for f in dataclasses.fields(Touchpoint)}
+    assert all(getattr(decoded, f.name) != f.default for f in dataclasses.fields(Touchpoint)
+               if f.default is not dataclasses.MISSING)  # each stored value came through
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        decoded.subject = "changed"  # type: ignore[misc]
+    assert dataclasses.replace(decoded, uid=10).uid == 10
