@@ -12,7 +12,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -404,6 +404,7 @@ def status_report(settings: Settings, now: datetime) -> dict[str, Any]:
         "alerts": list((hb or {}).get("alerts") or []),
         "errors_24h": health.recent_errors(hb, now),
         "database": None, "database_bytes": None, "outbox": {},
+        "alerts_not_emailed": {}, "last_digest_sent": None, "last_digest_problem": None,
     }
     try:
         store = _open_readonly(settings)
@@ -427,6 +428,13 @@ def status_report(settings: Settings, now: datetime) -> dict[str, Any]:
     kv = store.record("kv", health.ALERTS_KEY)  # committed with each alert: authoritative
     if kv:
         out["alerts"] = health.Alerts(kv["value"]).active()
+    # open problems the owner could not be emailed about (SMTP itself fails): only here
+    out["alerts_not_emailed"] = health.untold_alerts(store.records("outbox"), out["alerts"])
+    _, d = health.digest_delivery(store.records("outbox"), now, window=timedelta.max)
+    out["last_digest_sent"] = None if d is None else d.state == outbox.SENT
+    out["last_digest_problem"] = None
+    if d is not None and d.state != outbox.SENT:
+        out["last_digest_problem"] = f"{d.day}, {d.state}" + (f": {d.detail}" if d.detail else "")
     return out
 
 
@@ -466,8 +474,16 @@ def format_status(rep: dict[str, Any], now: datetime) -> str:
                      + ", ".join(f"{n} {s}" for s, n in sorted(rep["outbox"].items())) + ")")
     else:
         lines.append("outbox:        empty")
-    if rep["alerts"]:
-        lines.append("problems:      " + ", ".join(rep["alerts"]) + " (the owner was told)")
+    if rep.get("last_digest_problem"):
+        lines.append(f"digest sent:   no ({rep['last_digest_problem']})")
+    untold = rep.get("alerts_not_emailed") or {}
+    told = [p for p in rep["alerts"] if p not in untold]
+    if told:
+        lines.append("problems:      " + ", ".join(told) + " (the owner was told)")
+    for i, (problem, why) in enumerate(sorted(untold.items())):
+        label = "problems:" if i == 0 and not told else ""
+        lines.append(f"{label:<15}{problem} (the owner was NOT told; alert email {why}; "
+                     "check [smtp] and [digest] to in the config)")
     errs = rep["errors_24h"]
     lines.append(f"errors (24 h): {len(errs) or 'none'}")
     for e in errs[-20:]:

@@ -32,16 +32,18 @@ from .health import (
     ALERTS_KEY,
     CONNECTION,
     DIGEST,
+    DIGEST_SEND,
     HEALTH_KEY,
     HEARTBEAT_NAME,
     HEARTBEAT_SECONDS,
     LOGIN,
-    LOGIN_FAILURES,
-    NO_CONNECTION,
+    TROUBLE_KEY,
     Alerts,
+    ConnectionTrouble,
     Health,
     alert_message,
-    no_connection_for,
+    digest_delivery,
+    digest_send_detail,
     write_heartbeat,
 )
 from .imap import ImapSession
@@ -155,7 +157,9 @@ class Daemon:
         self._last_beat = float("-inf")
         kv = store.record("kv", ALERTS_KEY)
         self.alerts = Alerts(kv["value"] if kv else None)
-        self.auth_failures = 0
+        # kept in the store, so that failing `run --once` runs (cron) add up to an alert
+        kv = store.record("kv", TROUBLE_KEY)
+        self.trouble = ConnectionTrouble.from_dict(kv["value"] if kv else None)
         digests = [r["date"] for r in store.records("digests") if r.get("message_id")]
         self.health.last_digest = max(digests, default="")
 
@@ -210,47 +214,70 @@ class Daemon:
             self.store.put_record("kv", doc)
 
     def _tell(self, problem: str, now: datetime, *, recovered: bool = False,
-              detail: str = "") -> None:
+              detail: str = "", since: datetime | None = None) -> None:
+        """Email the owner about a problem (or its end), at once, by SMTP alone.
+
+        When SMTP itself fails, the alert stays in the outbox (retried if it can be) and
+        the problem is in the log and in ``mailbot status``.
+        """
         subject, body = alert_message(problem, recovered=recovered, detail=detail,
-                                      since=self.alerts.since(problem))
+                                      since=since or self.alerts.since(problem))
         owner = self.settings.owner
         msg = build_notice(subject=subject, body=body, owner_name=owner.name,
                            owner_address=owner.address, token=new_token(), now=now,
                            tz=owner.tz, domain=owner.address.rsplit("@", 1)[1])
-        outbox.enqueue(self.store, msg, kind="alert", mail_from=owner.address,
-                       rcpts=[self.settings.digest.to], now=now, owner_only=True,
-                       ref=f"{problem}:{'ok' if recovered else 'problem'}")
+        mid = outbox.enqueue(self.store, msg, kind="alert", mail_from=owner.address,
+                             rcpts=[self.settings.digest.to], now=now, owner_only=True,
+                             ref=f"{problem}:{'ok' if recovered else 'problem'}")
         self.store.put_record("kv", {"key": ALERTS_KEY, "value": self.alerts.to_dict()})
         self.store.commit()
-        log.info("told the owner: %s", subject)
+        try:
+            outbox.process(self.store, self._send, lambda _where, _mid: False, now,
+                           unknown_wait=timedelta.max, only=lambda i: i["message_id"] == mid)
+        except MailServerError as exc:  # the outbox retries it
+            log.warning("could not send an alert yet: %s", exc)
+        item = self.store.record("outbox", mid) or {}
+        state = item.get("state")
+        if state == outbox.SENT:
+            log.info("told the owner: %s", subject)
+        else:
+            log.log(logging.WARNING if state == outbox.QUEUED else logging.ERROR,
+                    "could not email the owner %r (%s; the alert is %s: %s); "
+                    "'mailbot status' shows the problem", subject, problem, state,
+                    item.get("detail"))
         self._beat(force=True)  # rare: once per problem per day
 
-    def _raise(self, problem: str, now: datetime, detail: str) -> None:
-        if self.alerts.raise_(problem, now):
-            self._tell(problem, now, detail=detail)
+    def _raise(self, problem: str, now: datetime, detail: str, *, ref: str | None = None,
+               since: datetime | None = None) -> None:
+        if self.alerts.raise_(problem, now, ref):
+            self._tell(problem, now, detail=detail, since=since)
 
     def _clear(self, problem: str, now: datetime) -> None:
         if self.alerts.clear(problem, now):
             self._tell(problem, now, recovered=True)
 
+    def _save_trouble(self) -> None:
+        doc = {"key": TROUBLE_KEY, "value": self.trouble.to_dict()}
+        if self.store.record("kv", TROUBLE_KEY) != doc:
+            self.store.put_record("kv", doc)  # committed with the run's next commit
+
     def _connected(self) -> None:
         now = self.clock()
         self.health.last_connected = now
-        self.auth_failures = 0
+        self.trouble.connected()
+        self._save_trouble()
         self._clear(LOGIN, now)
         self._clear(CONNECTION, now)
 
     def _failed(self, exc: MailServerError, *, auth: bool) -> None:
         """After a failed connection: alert when it lasts, send what waits for the owner."""
         now = self.clock()
-        if auth:
-            self.auth_failures += 1
-            if self.auth_failures >= LOGIN_FAILURES:
-                self._raise(LOGIN, now, str(exc))
-        if (LOGIN not in self.alerts.active() and
-                no_connection_for(self.health.last_connected, self.started, now)
-                >= NO_CONNECTION):
-            self._raise(CONNECTION, now, str(exc))
+        self.trouble.failed(now, auth=auth)
+        self._save_trouble()
+        for problem in self.trouble.problems(now, auth=auth,
+                                             login_open=LOGIN in self.alerts.active()):
+            self._raise(problem, now, str(exc), since=self.trouble.failing_since
+                        if problem == CONNECTION else None)
         self._flush_without_imap()
         self._beat(state="reconnecting")
 
@@ -286,7 +313,8 @@ class Daemon:
                     if once:
                         return 2
                     # a wrong password will not fix itself quickly: wait the full cap
-                    self._sleep(backoff.cap if self.auth_failures > 1 else backoff.next_delay())
+                    self._sleep(backoff.cap if self.trouble.auth_failures > 1
+                                else backoff.next_delay())
                 except MailServerError as exc:
                     self.last_error = str(exc)
                     if once:
@@ -374,23 +402,33 @@ class Daemon:
             self._flush_without_imap()
             return
         outbox.process(self.store, self._send, self._find, self.clock())
+        self._check_digest_delivery()
         self._file_sent_notes()
 
     def _flush_without_imap(self) -> None:
         """Send the owner's queued mail by SMTP alone; unknown outcomes wait for IMAP."""
         now = self.clock()
-        if not any(i.get("owner_only") and i["state"] == outbox.QUEUED
-                   and i["not_before"] <= now.isoformat()
-                   for i in self.store.records("outbox")):
-            return
-        try:
-            # a note to a customer waits for IMAP: its undo window needs the owner's
-            # inbox and its copy goes to Sent; mail to the owner needs only SMTP
-            outbox.process(self.store, self._send, lambda _where, _mid: False, now,
-                           unknown_wait=timedelta.max,
-                           only=lambda item: bool(item.get("owner_only")))
-        except MailServerError as exc:
-            log.warning("could not send the mail waiting for you: %s", exc)
+        if any(i.get("owner_only") and i["state"] == outbox.QUEUED
+               and i["not_before"] <= now.isoformat()
+               for i in self.store.records("outbox")):
+            try:
+                # a note to a customer waits for IMAP: its undo window needs the owner's
+                # inbox and its copy goes to Sent; mail to the owner needs only SMTP
+                outbox.process(self.store, self._send, lambda _where, _mid: False, now,
+                               unknown_wait=timedelta.max,
+                               only=lambda item: bool(item.get("owner_only")))
+            except MailServerError as exc:
+                log.warning("could not send the mail waiting for you: %s", exc)
+        self._check_digest_delivery()
+
+    def _check_digest_delivery(self) -> None:
+        """Tell the owner when the latest digest was refused or is long overdue; and its end."""
+        now = self.clock()
+        verdict, d = digest_delivery(self.store.records("outbox"), now)
+        if verdict and d is not None:
+            self._raise(DIGEST_SEND, now, digest_send_detail(d, now), ref=d.day)
+        elif verdict is False:
+            self._clear(DIGEST_SEND, now)
 
     def _file_sent_notes(self) -> None:
         """Put a copy of each sent note in the owner's Sent folder, unless the provider does.
@@ -486,12 +524,11 @@ class Daemon:
                 break
             fs = self._sync(folder)
             progress = None
-            if initial:
-                pending = fs.pending_count()
-                if pending > 0:
-                    progress = Progress(folder, pending, tick=self._beat)
+            plan = fs.plan()
+            if initial and plan.total > 0:
+                progress = Progress(folder, plan.total, tick=self._beat)
             try:
-                stats = fs.sync(progress=progress, should_stop=self.stop_event.is_set)
+                stats = fs.sync(progress=progress, should_stop=self.stop_event.is_set, plan=plan)
             finally:
                 if progress is not None:
                     progress.close()

@@ -10,6 +10,12 @@
 * :class:`Alerts` decides when the owner gets an email about a problem: once when it
   starts, again at most once a day while it lasts, and once when it is over. Its state
   is a plain dict kept in the store's ``kv`` table, so a restart does not repeat an alert.
+* :class:`ConnectionTrouble` counts failed IMAP connections (refused logins in a row,
+  since when nothing works); it is kept in the ``kv`` table too, so that ``run --once``
+  from cron adds up to the same alerts as the daemon.
+* :func:`digest_delivery` says from the outbox whether the latest digest reached the
+  mail server, and :func:`untold_alerts` which open problems the owner could not be
+  emailed about (SMTP itself failing): both for the daemon and ``mailbot status``.
 * :func:`unit_text` is the systemd user unit ``mailbot install-service`` writes.
 
 Every function here takes ``now``; nothing reads the clock.
@@ -21,11 +27,13 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from .outbox import FAILED, SENT, UNKNOWN
 
 HEARTBEAT_NAME = "heartbeat.json"
 HEARTBEAT_SECONDS = 30.0  # the daemon writes the heartbeat at least this often ...
@@ -33,11 +41,17 @@ STALE_AFTER = timedelta(seconds=120)  # ... so an older one means it is stuck or
 MAX_ERRORS = 50
 ALERTS_KEY = "alerts"
 HEALTH_KEY = "health"
+TROUBLE_KEY = "imap_trouble"
 
 # the problems the owner is told about by email
 LOGIN, CONNECTION, DIGEST = "login", "connection", "digest"
+DIGEST_SEND = "digest_send"  # built, but the mail server did not take it
 LOGIN_FAILURES = 3  # consecutive refused logins before the owner is told
 NO_CONNECTION = timedelta(hours=1)
+# failures further apart than this are not one outage (the machine slept, cron stopped):
+# the hour without a connection starts again. Wide enough for an hourly cron job.
+STREAK_GAP = timedelta(hours=3)
+DIGEST_LATE = timedelta(hours=2)  # a digest still not sent by then is the owner's business
 REPEAT = timedelta(days=1)
 
 
@@ -188,16 +202,21 @@ class Alerts:
             k: dict(v) for k, v in (state or {}).items() if isinstance(v, dict)}
         self.repeat = repeat
 
-    def raise_(self, problem: str, now: datetime) -> bool:
-        """The problem is there now. True when the owner should get an email about it."""
+    def raise_(self, problem: str, now: datetime, ref: str | None = None) -> bool:
+        """The problem is there now. True when the owner should get an email about it.
+
+        ``ref`` names the occurrence (the digest's date): a new one is told at once even
+        while the problem is still open, as a day's digest is a new problem each day.
+        """
         s = self.state.get(problem)
         if s is None or not s.get("active"):
             self.state[problem] = {"active": True, "since": now.isoformat(),
-                                   "last_sent": now.isoformat(), "cleared": None}
+                                   "last_sent": now.isoformat(), "cleared": None, "ref": ref}
             return True
         last = datetime.fromisoformat(s["last_sent"])
-        if now - last >= self.repeat:
+        if now - last >= self.repeat or (ref is not None and s.get("ref") != ref):
             s["last_sent"] = now.isoformat()
+            s["ref"] = ref
             return True
         return False
 
@@ -228,6 +247,153 @@ def no_connection_for(last_connected: datetime | None, started: datetime,
     return now - since
 
 
+@dataclass
+class ConnectionTrouble:
+    """Failed IMAP connections since the last good one (JSON in the ``kv`` table).
+
+    ``auth_failures`` counts refused logins (other failures neither add nor reset it);
+    ``failing_since`` is the first failure of the current outage, which starts afresh
+    when the last failure is more than ``STREAK_GAP`` ago.
+    """
+
+    auth_failures: int = 0
+    failing_since: datetime | None = None
+    last_failure: datetime | None = None
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any] | None) -> ConnectionTrouble:
+        d = d or {}
+
+        def when(key: str) -> datetime | None:
+            try:
+                return datetime.fromisoformat(str(d[key])) if d.get(key) else None
+            except ValueError:
+                return None
+
+        try:
+            auth = max(0, int(d.get("auth_failures") or 0))
+        except (TypeError, ValueError):
+            auth = 0
+        return cls(auth, when("failing_since"), when("last_failure"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"auth_failures": self.auth_failures, "failing_since": _iso(self.failing_since),
+                "last_failure": _iso(self.last_failure)}
+
+    def failed(self, now: datetime, *, auth: bool) -> None:
+        if (self.failing_since is None or self.last_failure is None
+                or now - self.last_failure > STREAK_GAP or now < self.last_failure):
+            self.failing_since = now
+        self.last_failure = now
+        if auth:
+            self.auth_failures += 1
+
+    def connected(self) -> None:
+        self.auth_failures, self.failing_since, self.last_failure = 0, None, None
+
+    def without_connection(self, now: datetime) -> timedelta:
+        return now - self.failing_since if self.failing_since else timedelta(0)
+
+    def problems(self, now: datetime, *, auth: bool, login_open: bool) -> list[str]:
+        """Which alerts this failure (a refused login when ``auth``) calls for."""
+        out = []
+        if auth and self.auth_failures >= LOGIN_FAILURES:
+            out.append(LOGIN)
+        if LOGIN not in out and not login_open and self.without_connection(now) >= NO_CONNECTION:
+            out.append(CONNECTION)
+        return out
+
+
+@dataclass(frozen=True)
+class DigestDelivery:
+    """The latest digest's outbox item, as far as the owner's alerts are concerned."""
+
+    day: str
+    state: str
+    detail: str
+    attempts: int
+    to: str
+    created: datetime
+
+
+def digest_delivery(items: Iterable[Mapping[str, Any]], now: datetime, *,
+                    late: timedelta = DIGEST_LATE,
+                    window: timedelta = REPEAT) -> tuple[bool | None, DigestDelivery | None]:
+    """Did the latest digest leave? From the outbox items (any kinds).
+
+    ``(False, d)``: it was sent (the problem, if any, is over). ``(True, d)``: the mail
+    server refused it, or it is still not sent (queued for a retry, or its outcome
+    unknown) ``late`` after it was queued. ``(None, d)``: no verdict yet, or the digest is
+    older than ``window`` (told about already; a later digest settles it).
+    """
+    digests = [i for i in items if i.get("kind") == "digest"]
+    if not digests:
+        return None, None
+    item = max(digests, key=lambda i: str(i["created"]))
+    rcpts = item.get("rcpts") or [""]
+    d = DigestDelivery(day=str(item.get("ref") or item["created"][:10]),
+                       state=str(item["state"]), detail=str(item.get("detail") or ""),
+                       attempts=int(item.get("attempts") or 0), to=str(rcpts[0]),
+                       created=datetime.fromisoformat(item["created"]))
+    if d.state == SENT:
+        return False, d
+    age = now - d.created
+    if age > window:
+        return None, d
+    if d.state == FAILED or age >= late:
+        return True, d
+    return None, d
+
+
+def _hours(t: timedelta) -> str:
+    h = t.total_seconds() / 3600
+    return f"{h:.0f} hours" if h >= 1.5 else "an hour"
+
+
+def digest_send_detail(d: DigestDelivery, now: datetime) -> str:
+    """The first paragraph of the owner's email about a digest that did not leave."""
+    answer = d.detail.strip() or "no answer"
+    if d.state == FAILED:
+        return (f"The mail server would not send the morning list for {d.day} to {d.to}. "
+                f"Its answer: {answer}\n\n"
+                "This email comes from the same account to the same address, so that "
+                "address works: most likely the server objected to the list itself (as "
+                "spam, for its size) or to how much was sent (a sending limit). The answer "
+                "above says which; your mail provider's help pages explain its code. If it "
+                "speaks of an address (user unknown, recipient or sender rejected, relay "
+                "denied), check [digest] to and [owner] addresses in mailbot's config.\n\n"
+                "I will not try that list again; the next one comes at the usual time.")
+    if d.state == UNKNOWN or d.state == "sending":
+        return (f"The connection to the mail server broke while the list for {d.day} was "
+                f"being sent to {d.to}, and {_hours(now - d.created)} later I still cannot "
+                f"tell whether it arrived ({answer}).")
+    return (f"The morning list for {d.day} has still not gone out to {d.to} after "
+            f"{d.attempts} tries in {_hours(now - d.created)}. The last answer: {answer}\n"
+            "I keep trying.")
+
+
+def untold_alerts(items: Iterable[Mapping[str, Any]], problems: Iterable[str]) -> dict[str, str]:
+    """Open problems whose email to the owner did not go out: problem -> why not.
+
+    This is how ``mailbot status`` shows a problem when SMTP itself is what fails.
+    """
+    latest: dict[str, Mapping[str, Any]] = {}
+    for i in items:
+        ref = str(i.get("ref") or "")
+        if i.get("kind") != "alert" or not ref.endswith(":problem"):
+            continue
+        problem = ref[: -len(":problem")]
+        if problem not in latest or str(i["created"]) >= str(latest[problem]["created"]):
+            latest[problem] = i
+    out = {}
+    for p in problems:
+        alert = latest.get(p)
+        if alert is not None and alert["state"] != SENT:
+            detail = str(alert.get("detail") or "").strip()
+            out[p] = f"{alert['state']}: {detail}" if detail else str(alert["state"])
+    return out
+
+
 ALERT_TEXT: dict[str, tuple[str, str]] = {
     LOGIN: ("I cannot log in to your mailbox",
             "The mail server keeps refusing my login ({detail}).\n\n"
@@ -241,6 +407,10 @@ ALERT_TEXT: dict[str, tuple[str, str]] = {
     DIGEST: ("today's list could not be made",
              "I could not build this morning's list ({detail}).\n\n"
              "'mailbot status' and the log on the machine that runs me tell more."),
+    DIGEST_SEND: ("your morning list did not reach you",
+                  "{detail}\n\n"
+                  "'mailbot outbox' lists what waits to be sent; 'mailbot status' and the "
+                  "log on the machine that runs me tell more."),
 }
 
 RECOVERED_TEXT: dict[str, tuple[str, str]] = {
@@ -250,6 +420,8 @@ RECOVERED_TEXT: dict[str, tuple[str, str]] = {
                  "The connection works again; I am catching up with your mail."),
     DIGEST: ("the morning list works again",
              "This morning's list was built and queued as usual."),
+    DIGEST_SEND: ("your morning list reaches you again",
+                  "The latest morning list went out to you as usual."),
 }
 
 

@@ -184,6 +184,20 @@ def contact_import_rows(
 # --------------------------------------------------------------------------- IMAP
 
 
+@dataclass(frozen=True)
+class SyncPlan:
+    """What one sync of a folder will read: new UIDs (ascending) and the backfill's
+    (descending), with the folder's cursor as it was when they were listed."""
+
+    state: FolderState
+    new: tuple[int, ...]
+    backfill: tuple[int, ...]
+
+    @property
+    def total(self) -> int:
+        return len(self.new) + len(self.backfill)
+
+
 class FolderSync:
     """Keeps one IMAP folder's touchpoints in step with the server."""
 
@@ -213,10 +227,12 @@ class FolderSync:
         self.clock = clock
         self._last_commit = 0.0
 
-    def sync(self, progress: Progress | None = None, should_stop: Callable[[], bool] = bool
-             ) -> SyncStats:
-        """Catch up with new mail, then continue the backfill. Safe to interrupt anywhere."""
-        stats = SyncStats()
+    def plan(self) -> SyncPlan:
+        """SELECT the folder and list what the next :meth:`sync` will read.
+
+        A first sync (or a changed UIDVALIDITY) starts the folder's cursor here and
+        commits it. Made once per sync; the daemon also sizes its progress bar by it.
+        """
         status = self.session.select(self.folder)
         state = self.store.folder_state(self.folder)
         top = max(status.uidnext - 1, 0)
@@ -237,9 +253,26 @@ class FolderSync:
             )
             self.store.set_folder_state(state)
             self.store.commit()
+        new = self.session.uids_above(state.last_uid)
+        backfill: list[int] = []
+        if not state.backfill_done:
+            since = (self.clock() - timedelta(days=self.history_days)).date()
+            backfill = sorted((u for u in self.session.uids_since(since)
+                               if u < state.backfill_next), reverse=True)
+        return SyncPlan(state, tuple(new), tuple(backfill))
+
+    def sync(self, progress: Progress | None = None, should_stop: Callable[[], bool] = bool,
+             plan: SyncPlan | None = None) -> SyncStats:
+        """Catch up with new mail, then continue the backfill. Safe to interrupt anywhere.
+
+        ``plan`` is a fresh :meth:`plan` result (made here when not given).
+        """
+        stats = SyncStats()
+        plan = plan or self.plan()
+        state = plan.state
 
         # 1. new mail since the last pass, oldest first
-        new = self.session.uids_above(state.last_uid)
+        new = list(plan.new)
         if new:
             log.info("%s: %d new message(s) above UID %d", self.folder, len(new), state.last_uid)
         for batch in _chunks(new, self.batch_size):
@@ -254,11 +287,10 @@ class FolderSync:
 
         # 2. the rest of the backfill, newest first
         if not state.backfill_done and not should_stop():
-            since = (self.clock() - timedelta(days=self.history_days)).date()
-            todo = [u for u in self.session.uids_since(since) if u < state.backfill_next]
-            todo.sort(reverse=True)
+            todo = list(plan.backfill)
             if todo:
-                log.info("%s: backfill of %d message(s) since %s", self.folder, len(todo), since)
+                log.info("%s: backfill of %d message(s) since %s", self.folder, len(todo),
+                         (self.clock() - timedelta(days=self.history_days)).date())
             for batch in _chunks(todo, self.batch_size):
                 if should_stop():
                     break
@@ -280,18 +312,6 @@ class FolderSync:
             self.store.set_folder_state(state)
         self._maybe_commit(force=True)
         return stats
-
-    def pending_count(self) -> int:
-        """How many messages the next :meth:`sync` will look at (for the progress bar)."""
-        status = self.session.select(self.folder)
-        state = self.store.folder_state(self.folder)
-        since = (self.clock() - timedelta(days=self.history_days)).date()
-        if state is None or state.uidvalidity != status.uidvalidity:
-            return len(self.session.uids_since(since))
-        n = len(self.session.uids_above(state.last_uid))
-        if not state.backfill_done:
-            n += len([u for u in self.session.uids_since(since) if u < state.backfill_next])
-        return n
 
     def _maybe_commit(self, force: bool = False) -> None:
         now = time.monotonic()

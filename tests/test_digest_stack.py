@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import json
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
@@ -139,3 +140,49 @@ def test_disconnect_after_the_final_dot_is_resolved_through_the_mailbox(
     assert r.returncode == 0, r.stderr
     assert "found in the mailbox" in r.stdout
     assert len(_digests(_owner_mail(mail_stack, owner))) == 1
+
+
+def _notices(msgs: list[EmailMessage]) -> list[str]:
+    return [str(m["Subject"]) for m in msgs if m["X-Mailbot"] == "notice"]
+
+
+def test_a_digest_refused_by_smtp_is_told_to_the_owner_once(mail_stack: Any,
+                                                            tmp_path: Path) -> None:
+    owner = mail_stack.add_user("owner-554")
+    _fill_with_demo(mail_stack, owner)
+    config = _config(tmp_path, mail_stack, owner)
+    mail_stack.smtp_faults(code=554, count=1, text="5.7.1 message refused as spam")
+    r = cli(config, "run", "--once")
+    assert r.returncode == 0, r.stderr
+    assert mail_stack.pending_smtp_faults() == []
+    msgs = _owner_mail(mail_stack, owner)
+    assert _digests(msgs) == [] and len(_drafts(msgs)) >= 3  # the digest was the one refused
+    assert _notices(msgs) == ["mailbot: your morning list did not reach you"]
+    alert = next(m for m in msgs if m["X-Mailbot"] == "notice")
+    body = alert.get_body(preferencelist=("plain",))
+    assert body is not None and "554 5.7.1 message refused as spam" in body.get_content()
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert status["alerts"] == ["digest_send"] and status["alerts_not_emailed"] == {}
+    assert status["last_digest_sent"] is False
+    # the next run the same morning tells nothing more
+    r = cli(config, "run", "--once")
+    assert r.returncode == 0, r.stderr
+    assert len(_notices(_owner_mail(mail_stack, owner))) == 1
+
+
+def test_when_smtp_refuses_everything_status_and_log_show_it(mail_stack: Any,
+                                                             tmp_path: Path) -> None:
+    owner = mail_stack.add_user("owner-550")
+    _fill_with_demo(mail_stack, owner)
+    config = _config(tmp_path, mail_stack, owner)
+    mail_stack.smtp_faults(code=550, count=50, text="5.1.1 recipient address rejected")
+    r = cli(config, "run", "--once")
+    mail_stack.clear_smtp_faults()
+    assert r.returncode == 0, r.stderr
+    assert "could not email the owner" in r.stderr
+    assert [m for m in _owner_mail(mail_stack, owner) if m["X-Mailbot"]] == []
+    status = json.loads(cli(config, "status", "--json").stdout)
+    assert status["alerts"] == ["digest_send"]
+    assert "550 5.1.1 recipient address rejected" in status["alerts_not_emailed"]["digest_send"]
+    text = cli(config, "status").stdout
+    assert "digest_send (the owner was NOT told" in text and "digest sent:   no (" in text, text

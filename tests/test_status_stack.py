@@ -80,3 +80,26 @@ def test_a_refused_imap_login_is_told_once_and_its_recovery_once(
     subjects = _alerts(mail_stack, owner)
     assert subjects.count("mailbot: I can log in to your mailbox again") == 1, subjects
     assert len(subjects) == 2, subjects
+
+
+def test_cron_runs_with_a_refused_login_add_up_to_one_alert(mail_stack: Any,
+                                                            tmp_path: Path) -> None:
+    """`run --once` from cron: each run is a new process; the third refusal tells the owner."""
+    owner = mail_stack.new_user("owner")
+    config = write_config(tmp_path, mail_stack, owner)
+    good = config.read_text()
+    config.write_text(good.replace(f'password = "{mail_stack.password}"',
+                                   'password = "wrong"', 1))
+    for _ in range(2):
+        assert cli(config, "run", "--once", timeout=60).returncode == 2
+    assert _alerts(mail_stack, owner) == []
+    for _ in range(2):
+        assert cli(config, "run", "--once", timeout=60).returncode == 2
+    assert _alerts(mail_stack, owner) == ["mailbot: I cannot log in to your mailbox"]
+    assert _status(config)["alerts"] == ["login"]
+    config.write_text(good)
+    r = cli(config, "run", "--once", timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert _alerts(mail_stack, owner) == ["mailbot: I cannot log in to your mailbox",
+                                          "mailbot: I can log in to your mailbox again"]
+    assert _status(config)["alerts"] == []
