@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 from collections.abc import Callable
@@ -68,21 +69,63 @@ def _tls(server: ServerSettings) -> str:
         raise MailbotError(f"TLS with {server.host}:{server.port} failed: {exc}") from None
 
 
-def run_checks(settings: Settings, emit: Callable[[Step], None]) -> bool:
-    """Run every step, reporting each through ``emit``; True when all passed."""
-    all_ok = True
+def _oauth2_token(server: ServerSettings) -> str:
+    """Refresh the account's access token now (the step "OAuth2 token")."""
+    from . import oauth
 
-    def step(name: str, fn: Callable[[], str]) -> bool:
-        nonlocal all_ok
+    source = oauth.token_source(server)
+    source.access_token(force=True)
+    assert server.oauth2 is not None
+    return (
+        f"new access token for {server.username} from {server.oauth2.provider} "
+        f"(valid {source.seconds_left / 60:.0f} min); refresh token in {source.store.name}"
+    )
+
+
+class _Steps:
+    def __init__(self, emit: Callable[[Step], None]) -> None:
+        self.emit = emit
+        self.all_ok = True
+
+    def __call__(self, name: str, fn: Callable[[], str]) -> bool:
         try:
             detail = fn()
         except MailbotError as exc:
-            emit(Step(name, False, str(exc)))
-            all_ok = False
+            self.emit(Step(name, False, str(exc)))
+            self.all_ok = False
             return False
-        emit(Step(name, True, detail))
+        self.emit(Step(name, True, detail))
         return True
 
+
+def _oauth2_steps(settings: Settings, step: _Steps) -> None:
+    seen: set[str] = set()
+    for server in (settings.imap, settings.smtp):
+        if server.auth == "oauth2" and server.username.lower() not in seen:
+            seen.add(server.username.lower())
+            step("OAuth2 token", functools.partial(_oauth2_token, server))
+
+
+def run_logins(settings: Settings, emit: Callable[[Step], None]) -> bool:
+    """Just the IMAP and SMTP logins (``mailbot auth`` tests them after signing in)."""
+    step = _Steps(emit)
+    imap = settings.imap
+    session = ImapSession(imap)
+
+    def login() -> str:
+        session.connect()
+        return f"logged in to {imap.host}:{imap.port} as {imap.username}"
+
+    step("IMAP login", login)
+    session.close()
+    step("SMTP login", lambda: asyncio.run(check_login(settings.smtp)))
+    return step.all_ok
+
+
+def run_checks(settings: Settings, emit: Callable[[Step], None]) -> bool:
+    """Run every step, reporting each through ``emit``; True when all passed."""
+    step = _Steps(emit)
+    _oauth2_steps(settings, step)
     imap = settings.imap
     session = ImapSession(imap)
     ok = step("IMAP DNS", lambda: f"{imap.host} -> {_dns(imap.host)}")
@@ -115,4 +158,4 @@ def run_checks(settings: Settings, emit: Callable[[Step], None]) -> bool:
         ok = step("SMTP TLS", lambda: _tls(smtp))
     if ok:
         step("SMTP login", lambda: asyncio.run(check_login(smtp)))
-    return all_ok
+    return step.all_ok

@@ -145,6 +145,19 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def cmd_auth(args: argparse.Namespace) -> int:
+    """Sign the OAuth2 accounts in (device code, or --loopback), then test both logins."""
+    from .check import run_logins
+    from .oauth import sign_in
+
+    settings = _load(args)
+    sign_in(settings, lambda line: print(line, flush=True), loopback=args.loopback)
+    ok = run_logins(settings, lambda step: print(step.line(), flush=True))
+    print("signed in; mailbot can now log in" if ok else
+          "signed in, but a login failed: see the FAIL lines above")
+    return 0 if ok else 1
+
+
 def iter_mailbox(path: Path) -> Iterator[bytes]:
     """Raw messages of an mbox file or a Maildir directory."""
     if path.is_dir():
@@ -552,6 +565,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.set_defaults(func=cmd_run)
     sub.add_parser("check", help="test DNS, TLS, IMAP and SMTP login with the config"
                    ).set_defaults(func=cmd_check)
+    au = sub.add_parser("auth", help="sign in with OAuth2 (Google, Microsoft) and store the "
+                        "refresh token; then test the IMAP and SMTP login")
+    au.add_argument("--loopback", action="store_true",
+                    help="sign in with a browser on this computer instead of a device code")
+    au.add_argument("--config", default=argparse.SUPPRESS, help="config file (as above)")
+    au.set_defaults(func=cmd_auth)
     i = sub.add_parser("import", help="import an mbox file or a Maildir")
     i.add_argument("path")
     i.set_defaults(func=cmd_import)

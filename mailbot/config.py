@@ -15,6 +15,11 @@ Passwords never appear in a ``repr``, ``str`` or :meth:`Settings.describe`:
 they are held by :class:`Secret`, which resolves its value only on
 :meth:`Secret.reveal`. A missing password is not an error at load time (so
 ``mailbot customers`` works with no secret available); revealing it is.
+
+A server logs in with a password (``auth = "password"``, the default) or with
+OAuth2 (``auth = "oauth2"``, XOAUTH2 with an access token; see ``oauth.py`` and
+docs/oauth2.md). The ``[oauth2]`` section says which provider and app; it is
+attached to each server that uses it as ``ServerSettings.oauth2``.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import shlex
 import subprocess
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -38,12 +43,14 @@ from .errors import ConfigError
 __all__ = [
     "CONFIG_ENV",
     "DEFAULT_DATA_DIR",
+    "KEYRING_SERVICE",
     "PASSWORD_COMMAND_TIMEOUT",
     "DataSettings",
     "DigestSettings",
     "DraftingSettings",
     "ImapSettings",
     "IngestSettings",
+    "OAuth2Settings",
     "OwnerSettings",
     "RankSettings",
     "Secret",
@@ -61,11 +68,22 @@ PASSWORD_COMMAND_TIMEOUT = 30.0
 
 Security = Literal["tls", "starttls", "none"]
 Engine = Literal["template", "llm"]
+Auth = Literal["password", "oauth2"]
+OAuthProvider = Literal["google", "microsoft", "custom"]
+TokenStore = Literal["auto", "keyring", "file"]
+SecretKind = Literal["none", "value", "env", "command", "keyring"]
+
+KEYRING_SERVICE = "mailbot"  # the service name of every system keyring entry mailbot reads
 
 _SECURITY: tuple[Security, ...] = ("tls", "starttls", "none")
 _ENGINES: tuple[Engine, ...] = ("template", "llm")
 _WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_SECTIONS = ("owner", "imap", "smtp", "data", "ingest", "digest", "send", "rank", "drafting")
+_AUTHS: tuple[Auth, ...] = ("password", "oauth2")
+_PROVIDERS: tuple[OAuthProvider, ...] = ("google", "microsoft", "custom")
+_TOKEN_STORES: tuple[TokenStore, ...] = ("auto", "keyring", "file")
+_SECTIONS = (
+    "owner", "imap", "smtp", "data", "ingest", "digest", "send", "rank", "drafting", "oauth2",
+)
 
 
 class SettingsError(ConfigError):
@@ -83,23 +101,27 @@ class Secret:
     """A password that is never shown: ``repr`` and ``str`` name only its source.
 
     Sources: a value written in the file, an environment variable (read when the
-    config is loaded, from the ``env`` mapping), or a command run on the first
-    :meth:`reveal` (``shell=False``, 30 s timeout, first line of its output).
+    config is loaded, from the ``env`` mapping), a command run on the first
+    :meth:`reveal` (``shell=False``, 30 s timeout, first line of its output), or
+    the system keyring (entry ``detail`` of service ``mailbot``, read on the first
+    :meth:`reveal`). ``name`` is the config key (``password``, ``client_secret``).
     """
 
-    __slots__ = ("_cache", "_detail", "_key", "_kind", "_value")
+    __slots__ = ("_cache", "_detail", "_key", "_kind", "_name", "_value")
 
     def __init__(
         self,
         key: str,
-        kind: Literal["none", "value", "env", "command"],
+        kind: SecretKind,
         detail: str = "",
         value: str | None = None,
+        name: str = "password",
     ) -> None:
         self._key = key  # e.g. "[imap]"
         self._kind = kind
-        self._detail = detail  # the variable name, or the command line
+        self._detail = detail  # the variable name, the command line, or the keyring entry
         self._value = value  # the inline value, or the variable's value at load (None: unset)
+        self._name = name
         self._cache: str | None = None
 
     # --- construction helpers -------------------------------------------------------
@@ -127,6 +149,8 @@ class Secret:
             return f"from env {self._detail} ({state})"
         if self._kind == "command":
             return f"from command {self._program()!r}"
+        if self._kind == "keyring":
+            return f"from the system keyring ({KEYRING_SERVICE} / {self._detail})"
         return "not set"
 
     def _program(self) -> str:
@@ -142,6 +166,8 @@ class Secret:
             return f"Secret(<from command {self._program()!r}>)"
         if self._kind == "value":
             return "Secret(<set in config>)"
+        if self._kind == "keyring":
+            return f"Secret(<from keyring {KEYRING_SERVICE}/{self._detail}>)"
         return "Secret(<not set>)"
 
     __str__ = __repr__
@@ -170,28 +196,55 @@ class Secret:
         """The password. Raises ConfigError (naming the key, never the value) if unavailable."""
         if self._kind == "value":
             return cast(str, self._value)
+        n = self._name
         if self._kind == "env":
             if self._value is None:
                 raise ConfigError(
-                    f"{self._key} password_env names {self._detail}, which is not set: "
-                    f"export {self._detail} before starting mailbot, or use password_command"
+                    f"{self._key} {n}_env names {self._detail}, which is not set: "
+                    f"export {self._detail} before starting mailbot, or use {n}_command"
                 )
             if not self._value:
                 raise ConfigError(
-                    f"{self._key} password_env names {self._detail}, which is empty: "
-                    f"put the password in {self._detail}"
+                    f"{self._key} {n}_env names {self._detail}, which is empty: "
+                    f"put the {n.replace('_', ' ')} in {self._detail}"
                 )
             return self._value
-        if self._kind == "command":
+        if self._kind in ("command", "keyring"):
             if self._cache is None:
-                self._cache = self._run()
+                self._cache = self._run() if self._kind == "command" else self._from_keyring()
             return self._cache
         raise ConfigError(
-            f"{self._key} has no password: set password, password_env or password_command"
+            f"{self._key} has no {n.replace('_', ' ')}: set {n}, {n}_env, {n}_command "
+            f"or {n}_keyring"
         )
 
+    def _from_keyring(self) -> str:
+        from .oauth import keyring_backend  # keyring is imported only when a secret needs it
+
+        what = f"{self._key} {self._name}_keyring"
+        backend, why = keyring_backend()
+        if backend is None:
+            raise ConfigError(
+                f"{what}: there is no usable system keyring ({why}); use {self._name}_env or "
+                f"{self._name}_command instead"
+            )
+        try:
+            value = backend.get_password(KEYRING_SERVICE, self._detail)
+        except Exception as exc:  # keyring backends raise their own errors (locked, D-Bus)
+            raise ConfigError(
+                f"{what}: the system keyring could not be read ({type(exc).__name__}); "
+                "unlock it, or use another source"
+            ) from None
+        if not value:
+            raise ConfigError(
+                f"{what}: the system keyring has no entry {self._detail!r} for service "
+                f"{KEYRING_SERVICE!r}; store it with: keyring set {KEYRING_SERVICE} "
+                f"{shlex.quote(self._detail)}"
+            )
+        return str(value)
+
     def _run(self) -> str:
-        what = f"{self._key} password_command ({self._program()!r})"
+        what = f"{self._key} {self._name}_command ({self._program()!r})"
         try:
             argv = shlex.split(self._detail)
         except ValueError as exc:  # checked at load; kept for Secrets built by hand
@@ -230,7 +283,9 @@ class Secret:
         # Like `pass`, the password is the first line; a trailing newline is dropped.
         first = text.split("\n", 1)[0].removesuffix("\r")
         if not first:
-            raise ConfigError(f"{what} printed an empty password; check the command")
+            raise ConfigError(
+            f"{what} printed an empty {self._name.replace('_', ' ')}; check the command"
+        )
         return first
 
 
@@ -268,6 +323,30 @@ class ServerSettings:
     password: Secret
     ca_file: Path | None = None  # extra CA bundle (self-signed servers); None: system CAs
     timeout_seconds: float = 60.0
+    auth: Auth = "password"  # "oauth2": XOAUTH2 with a token from [oauth2]
+    oauth2: OAuth2Settings | None = None  # the [oauth2] section, when auth = "oauth2"
+
+
+@dataclass(frozen=True)
+class OAuth2Settings:
+    """The ``[oauth2]`` section: which provider and which registered app (client).
+
+    The URLs and scopes are resolved from the provider's preset at load
+    (``custom`` gives them itself). ``data_dir`` is ``[data] dir``, where the
+    refresh token is kept when there is no usable system keyring.
+    """
+
+    provider: OAuthProvider
+    client_id: str
+    client_secret: Secret  # not set: a public client (device code or loopback with PKCE)
+    token_url: str
+    device_url: str  # "" : this provider/config has no device-code flow
+    auth_url: str  # "" : no loopback (browser) flow
+    scopes: tuple[str, ...]
+    tenant: str = ""  # microsoft only: "common", "organizations", "consumers" or a tenant ID
+    token_store: TokenStore = "auto"  # auto: the system keyring if usable, else a 0600 file
+    timeout_seconds: float = 30.0
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
 
 
 @dataclass(frozen=True)
@@ -356,6 +435,7 @@ class Settings:
     rank: RankSettings
     drafting: DraftingSettings
     path: Path  # the config file, absolute
+    oauth2: OAuth2Settings | None = None  # the [oauth2] section, if given
 
     def describe(self) -> list[str]:
         """Human lines for ``mailbot check``; never a secret."""
@@ -367,9 +447,20 @@ class Settings:
         ]
         for label, srv in (("imap", self.imap), ("smtp", self.smtp)):
             ca = f", CA file {srv.ca_file}" if srv.ca_file else ""
+            login = (
+                f"password {srv.password.source}" if srv.auth == "password"
+                else "OAuth2 (XOAUTH2) sign-in"
+            )
             lines.append(
                 f"{label}: {srv.host}:{srv.port} ({srv.security}), user {srv.username}, "
-                f"password {srv.password.source}{ca}, timeout {srv.timeout_seconds:g} s"
+                f"{login}{ca}, timeout {srv.timeout_seconds:g} s"
+            )
+        if self.oauth2 is not None:
+            oa = self.oauth2
+            tenant = f", tenant {oa.tenant}" if oa.tenant else ""
+            lines.append(
+                f"oauth2: {oa.provider}{tenant}, client {oa.client_id}, client secret "
+                f"{oa.client_secret.source}, token store {oa.token_store}"
             )
         i = self.imap
         lines.append(
@@ -750,6 +841,14 @@ def _build(r: _Reader, base: Path, env: Mapping[str, str], path: Path) -> Settin
     main_address = owner.addresses[0] if owner.addresses else ""
     imap = _server(r, "imap", base, env, main_address, {"tls": 993, "starttls": 143, "none": 143})
     smtp = _server(r, "smtp", base, env, main_address, {"tls": 465, "starttls": 587, "none": 25})
+    data_raw = r.text("data", "dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
+    data = DataSettings(dir=_expand(data_raw, base, env))
+    users = [f"[{label}]" for label, srv in (("imap", imap), ("smtp", smtp))
+             if srv.auth == "oauth2"]
+    oauth2 = _oauth2(r, env, data.dir, users)
+    if oauth2 is not None:
+        imap = replace(imap, oauth2=oauth2) if imap.auth == "oauth2" else imap
+        smtp = replace(smtp, oauth2=oauth2) if smtp.auth == "oauth2" else smtp
     imap_settings = ImapSettings(
         host=imap.host,
         port=imap.port,
@@ -758,12 +857,12 @@ def _build(r: _Reader, base: Path, env: Mapping[str, str], path: Path) -> Settin
         password=imap.password,
         ca_file=imap.ca_file,
         timeout_seconds=imap.timeout_seconds,
+        auth=imap.auth,
+        oauth2=imap.oauth2,
         inbox=r.text("imap", "inbox", "INBOX") or "INBOX",
         sent=r.text("imap", "sent", ""),
         extra_folders=_folders(r),
     )
-    data_raw = r.text("data", "dir", DEFAULT_DATA_DIR) or DEFAULT_DATA_DIR
-    data = DataSettings(dir=_expand(data_raw, base, env))
     ingest = _ingest(r)
     digest = _digest(r, main_address)
     send = SendSettings(
@@ -786,6 +885,7 @@ def _build(r: _Reader, base: Path, env: Mapping[str, str], path: Path) -> Settin
         rank=rank,
         drafting=drafting,
         path=path,
+        oauth2=oauth2,
     )
 
 
@@ -876,7 +976,13 @@ def _server(
         )
     port = r.integer(s, "port", ports[security], 1, 65535)
     username = r.text(s, "username", "") or main_address
-    password = _secret(r, s, env)
+    auth = cast(Auth, r.choice(s, "auth", "password", _AUTHS))
+    password = _secret(r, s, env, keyring_entry=f"{username}@{host}")
+    if auth == "oauth2" and password.is_set:
+        r.error(
+            f'[{s}] auth = "oauth2" signs in with a token, not a password: remove the '
+            f'password setting, or use auth = "password"'
+        )
     ca_raw = r.text(s, "ca_file", "")
     ca_file: Path | None = None
     if ca_raw:
@@ -895,47 +1001,182 @@ def _server(
         password=password,
         ca_file=ca_file,
         timeout_seconds=timeout,
+        auth=auth,
     )
 
 
-def _secret(r: _Reader, s: str, env: Mapping[str, str]) -> Secret:
+def _secret(
+    r: _Reader, s: str, env: Mapping[str, str], name: str = "password", keyring_entry: str = ""
+) -> Secret:
+    """One secret from ``NAME``, ``NAME_env``, ``NAME_command`` or ``NAME_keyring = true``."""
     key = f"[{s}]"
-    value = r.text(s, "password", "", strip=False)
-    var = r.text(s, "password_env", "")
-    command = r.text(s, "password_command", "")
+    value = r.text(s, name, "", strip=False)
+    var = r.text(s, f"{name}_env", "")
+    command = r.text(s, f"{name}_command", "")
+    in_keyring = r.flag(s, f"{name}_keyring", False)
     given = [
         k
-        for k, v in (("password", value), ("password_env", var), ("password_command", command))
+        for k, v in (
+            (name, value),
+            (f"{name}_env", var),
+            (f"{name}_command", command),
+            (f"{name}_keyring", in_keyring),
+        )
         if v
     ]
     if len(given) > 1:
         r.error(
-            f"[{s}] sets {' and '.join(given)}: keep exactly one of password, "
-            "password_env or password_command"
+            f"[{s}] sets {' and '.join(given)}: keep exactly one of {name}, "
+            f"{name}_env, {name}_command or {name}_keyring"
         )
-        return Secret(key, "none")
+        return Secret(key, "none", name=name)
     if var:
         if not _ENV_NAME_RE.match(var):
             r.error(
-                f"[{s}] password_env must be the name of an environment variable "
-                f"(letters, digits, _), got {var!r}; e.g. password_env = "
-                f'"MAILBOT_{s.upper()}_PASSWORD"'
+                f"[{s}] {name}_env must be the name of an environment variable "
+                f"(letters, digits, _), got {var!r}; e.g. {name}_env = "
+                f'"MAILBOT_{s.upper()}_{name.upper()}"'
             )
-            return Secret(key, "none")
-        return Secret(key, "env", var, env.get(var))
+            return Secret(key, "none", name=name)
+        return Secret(key, "env", var, env.get(var), name=name)
     if command:
         try:
             argv = shlex.split(command)
         except ValueError as exc:
-            r.error(f"[{s}] password_command is not a valid command line ({exc}); check its quotes")
-            return Secret(key, "none")
+            r.error(f"[{s}] {name}_command is not a valid command line ({exc}); check its quotes")
+            return Secret(key, "none", name=name)
         if not argv:
-            r.error(f'[{s}] password_command is empty; give a command such as "pass show mail"')
-            return Secret(key, "none")
-        return Secret(key, "command", command)
+            r.error(f'[{s}] {name}_command is empty; give a command such as "pass show mail"')
+            return Secret(key, "none", name=name)
+        return Secret(key, "command", command, name=name)
+    if in_keyring:
+        return Secret(key, "keyring", keyring_entry, name=name)
     if value:
-        return Secret(key, "value", value=value)
-    return Secret(key, "none")
+        return Secret(key, "value", value=value, name=name)
+    return Secret(key, "none", name=name)
+
+
+GOOGLE_SCOPES = ("https://mail.google.com/",)
+MICROSOFT_SCOPES = (
+    "https://outlook.office.com/IMAP.AccessAsUser.All",
+    "https://outlook.office.com/SMTP.Send",
+    "offline_access",
+)
+_MICROSOFT_BASE = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/"
+_TENANT_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$")
+_OAUTH_DOC = "see docs/oauth2.md"
+
+
+def _oauth2(
+    r: _Reader, env: Mapping[str, str], data_dir: Path, users: Sequence[str]
+) -> OAuth2Settings | None:
+    """The [oauth2] section; ``users`` are the servers with auth = "oauth2"."""
+    s = "oauth2"
+    if s not in r.doc:
+        for label in users:
+            r.error(
+                f'{label} auth = "oauth2" needs an [oauth2] section with provider and '
+                f"client_id (your app's registration; {_OAUTH_DOC})"
+            )
+        return None
+    present, raw_provider = r._get(s, "provider")
+    provider: OAuthProvider = "custom"
+    if not present:
+        r.error(
+            '[oauth2] provider is missing: add provider = "google", "microsoft" or "custom"'
+        )
+    elif not isinstance(raw_provider, str) or raw_provider.strip().lower() not in _PROVIDERS:
+        r.error(
+            f"[oauth2] provider must be one of {', '.join(_PROVIDERS)}, got {_show(raw_provider)}"
+        )
+    else:
+        provider = cast(OAuthProvider, raw_provider.strip().lower())
+    present, _ = r._get(s, "client_id")
+    client_id = r.text(s, "client_id", "")
+    if not client_id:
+        state = "is missing" if not present else "must not be empty"
+        r.error(
+            f"[oauth2] client_id {state}: register mailbot as an app with your provider "
+            f"and copy its client ID here ({_OAUTH_DOC})"
+        )
+    client_secret = _secret(
+        r, s, env, "client_secret", keyring_entry=f"oauth2-client-secret:{client_id}"
+    )
+    tenant = r.text(s, "tenant", "")
+    urls = {k: r.text(s, k, "") for k in ("token_url", "device_url", "auth_url")}
+    scopes = r.texts(s, "scopes", '["https://mail.google.com/"]')
+    token_store = cast(TokenStore, r.choice(s, "token_store", "auto", _TOKEN_STORES))
+    timeout = r.real(s, "timeout_seconds", 30.0, 0, 300, above=True, unit="seconds")
+
+    if provider != "custom":
+        for k, v in urls.items():
+            if v:
+                r.error(
+                    f'[oauth2] {k} is used only with provider = "custom"; {provider} has '
+                    f"built-in URLs: remove {k}"
+                )
+    if tenant and provider != "microsoft":
+        r.error('[oauth2] tenant is used only with provider = "microsoft": remove it')
+    if provider == "microsoft":
+        tenant = tenant or "common"
+        if not _TENANT_RE.match(tenant):
+            r.error(
+                f"[oauth2] tenant must be common, organizations, consumers, your tenant ID "
+                f'or your domain, got {tenant!r}; e.g. tenant = "common"'
+            )
+            tenant = "common"
+        base = _MICROSOFT_BASE.format(tenant=tenant)
+        urls = {"token_url": base + "token", "device_url": base + "devicecode",
+                "auth_url": base + "authorize"}
+    elif provider == "google":
+        urls = {
+            "token_url": "https://oauth2.googleapis.com/token",
+            "device_url": "https://oauth2.googleapis.com/device/code",
+            "auth_url": "https://accounts.google.com/o/oauth2/v2/auth",
+        }
+    else:
+        if not urls["token_url"]:
+            r.error(
+                '[oauth2] provider = "custom" needs token_url (the token endpoint), e.g. '
+                'token_url = "https://login.example.com/oauth2/token"'
+            )
+        if not urls["device_url"] and not urls["auth_url"]:
+            r.error(
+                '[oauth2] provider = "custom" needs device_url (device-code sign-in) or '
+                "auth_url (browser sign-in), or both, for `mailbot auth`"
+            )
+        for k, v in urls.items():
+            if v and not _url_ok(v):
+                r.error(
+                    f"[oauth2] {k} must be an https:// URL (http:// only for a loopback host "
+                    f"such as 127.0.0.1), got {v!r}"
+                )
+    if any(not sc or any(c.isspace() for c in sc) for sc in scopes):
+        r.error(
+            "[oauth2] scopes must be a list of single scopes without spaces, e.g. "
+            'scopes = ["https://mail.google.com/"]'
+        )
+    default_scopes = {"google": GOOGLE_SCOPES, "microsoft": MICROSOFT_SCOPES}.get(provider, ())
+    return OAuth2Settings(
+        provider=provider,
+        client_id=client_id,
+        client_secret=client_secret,
+        token_url=urls["token_url"],
+        device_url=urls["device_url"],
+        auth_url=urls["auth_url"],
+        scopes=scopes or default_scopes,
+        tenant=tenant,
+        token_store=token_store,
+        timeout_seconds=timeout,
+        data_dir=data_dir,
+    )
+
+
+def _url_ok(url: str) -> bool:
+    m = re.match(r"^(https?)://(\[[^\]]+\]|[^/:?#\s]+)(?::\d+)?(?:[/?#]\S*)?$", url)
+    if not m:
+        return False
+    return m[1] == "https" or _is_loopback(m[2])
 
 
 def _folders(r: _Reader) -> tuple[str, ...]:

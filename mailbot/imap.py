@@ -23,7 +23,7 @@ from imapclient.exceptions import LoginError
 from imapclient.imapclient import SocketTimeout
 
 from .config import ImapSettings
-from .errors import AuthError, ConfigError, MailServerError, TLSError
+from .errors import AuthError, ConfigError, MailbotError, MailServerError, TLSError
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +139,35 @@ def text_part_of(bs: Any) -> TextPart | None:
     return found.get("plain") or found.get("html")
 
 
+def _oauth2_login(client: IMAPClient, s: ImapSettings, where: str) -> None:
+    """AUTHENTICATE XOAUTH2 with a fresh-enough access token; when the server refuses it
+    (revoked early, clock skew), refresh once and try once more on the same connection."""
+    from . import oauth
+
+    source = oauth.token_source(s)
+    for attempt in (1, 2):
+        try:
+            token = source.access_token(force=attempt == 2)
+        except MailbotError:
+            _safe_logout(client)
+            raise
+        try:
+            client.oauth2_login(s.username, token)
+            return
+        except LoginError:
+            source.forget_access_token()
+            if attempt == 2:
+                _safe_logout(client)
+                raise AuthError(
+                    f"the IMAP server {where} refused the OAuth2 token for {s.username!r} even "
+                    "after a refresh: run `mailbot auth` to sign in again (as that account)"
+                ) from None
+            log.info("IMAP %s refused the OAuth2 token for %s; refreshing it", where, s.username)
+        except (OSError, imaplib.IMAP4.error) as exc:
+            _safe_logout(client)
+            raise MailServerError(f"IMAP login at {where} failed: {exc}") from exc
+
+
 class ImapSession:
     """One logged-in IMAP connection."""
 
@@ -178,6 +207,12 @@ class ImapSession:
         except (OSError, imaplib.IMAP4.error) as exc:
             raise MailServerError(f"cannot connect to the IMAP server {where}: {exc}") from exc
         client.normalise_times = False
+        if s.auth == "oauth2":
+            _oauth2_login(client, s, where)
+            self.client = client
+            self._selected = None
+            log.info("connected to IMAP %s as %s (OAuth2)", where, s.username)
+            return
         try:
             client.login(s.username, s.password.reveal())
         except LoginError as exc:

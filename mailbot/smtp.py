@@ -23,7 +23,7 @@ from enum import StrEnum
 import aiosmtplib
 
 from .config import ServerSettings
-from .errors import AuthError, MailServerError, TLSError
+from .errors import AuthError, MailbotError, MailServerError, TLSError
 from .imap import make_tls_context
 
 log = logging.getLogger(__name__)
@@ -81,7 +81,9 @@ async def _connect_login(settings: ServerSettings) -> aiosmtplib.SMTP:
         ) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise MailServerError(f"cannot connect to the SMTP server {where}: {exc}") from exc
-    if settings.username and settings.password.is_set:
+    if settings.auth == "oauth2":
+        await _xoauth2_login(client, settings, where)
+    elif settings.username and settings.password.is_set:
         try:
             await client.login(settings.username, settings.password.reveal())
         except aiosmtplib.SMTPAuthenticationError as exc:
@@ -94,6 +96,36 @@ async def _connect_login(settings: ServerSettings) -> aiosmtplib.SMTP:
             await _quit(client)
             raise MailServerError(f"SMTP login at {where} failed: {exc}") from exc
     return client
+
+
+async def _xoauth2_login(client: aiosmtplib.SMTP, settings: ServerSettings, where: str) -> None:
+    """AUTH XOAUTH2 with a fresh-enough access token; when refused, refresh once and retry."""
+    from . import oauth
+
+    source = oauth.token_source(settings)
+    for attempt in (1, 2):
+        try:  # the token endpoint is blocking HTTP: keep it off the event loop
+            token = await asyncio.to_thread(source.access_token, force=attempt == 2)
+        except MailbotError:
+            await _quit(client)
+            raise
+        try:
+            await client.auth_xoauth2(settings.username, token)
+            return
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            source.forget_access_token()
+            if attempt == 2:
+                await _quit(client)
+                raise AuthError(
+                    f"the SMTP server {where} refused the OAuth2 token for "
+                    f"{settings.username!r} even after a refresh ({exc.code}): run "
+                    "`mailbot auth` to sign in again (as that account)"
+                ) from None
+            log.info("SMTP %s refused the OAuth2 token for %s; refreshing it", where,
+                     settings.username)
+        except aiosmtplib.SMTPException as exc:
+            await _quit(client)
+            raise MailServerError(f"SMTP login at {where} failed: {exc}") from exc
 
 
 async def _quit(client: aiosmtplib.SMTP) -> None:

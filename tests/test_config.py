@@ -164,10 +164,11 @@ def test_example_loads_with_design_values() -> None:
 def test_example_documents_every_setting() -> None:
     doc = tomllib.loads(EXAMPLE.read_text(encoding="utf-8"))
     text = EXAMPLE.read_text(encoding="utf-8")
-    server_keys = {f.name for f in dataclasses.fields(ServerSettings)} - {"password"}
+    # password: four alternative keys; oauth2: the [oauth2] section, attached at load
+    server_keys = {f.name for f in dataclasses.fields(ServerSettings)} - {"password", "oauth2"}
     expected: dict[str, set[str]] = {
         "owner": {f.name for f in dataclasses.fields(OwnerSettings)},
-        "imap": {f.name for f in dataclasses.fields(ImapSettings)} - {"password"},
+        "imap": {f.name for f in dataclasses.fields(ImapSettings)} - {"password", "oauth2"},
         "smtp": server_keys,
         "data": {"dir"},
         "ingest": {f.name for f in dataclasses.fields(IngestSettings)},
@@ -690,7 +691,8 @@ def test_no_password_loads_but_reveal_fails(tmp_path: Path, section: str) -> Non
     with pytest.raises(ConfigError) as info:
         server.password.reveal()
     assert str(info.value) == (
-        f"[{section}] has no password: set password, password_env or password_command"
+        f"[{section}] has no password: set password, password_env, password_command "
+        "or password_keyring"
     )
 
 

@@ -3,8 +3,12 @@
 
 Started by ``mailstack.sh start DIR`` (never by hand in tests).  It listens on 127.0.0.1:
 
-* ``--port``: plaintext with STARTTLS; AUTH PLAIN/LOGIN offered once TLS is up;
-* ``--tls-port``: implicit TLS, AUTH PLAIN/LOGIN offered.
+* ``--port``: plaintext with STARTTLS; AUTH PLAIN/LOGIN/XOAUTH2 offered once TLS is up;
+* ``--tls-port``: implicit TLS, AUTH PLAIN/LOGIN/XOAUTH2 offered.
+
+AUTH XOAUTH2 tokens are checked by RFC 7662 introspection at ``--oauth-url`` (the stack's
+oauthd.py): the token must be active and its ``username`` must be the ``user=`` given.  A
+refused token gets the provider-style error challenge (``334`` + base64 JSON), then ``535``.
 
 Both use DIR/ssl/{cert,key}.pem.  AUTH is optional (a test may play a stranger sending
 to the owner), but credentials that are given are checked against DIR/users.d/.
@@ -49,6 +53,9 @@ import ssl
 import sys
 import threading
 import time
+import urllib.parse
+import urllib.request
+from base64 import b64decode
 from email.parser import BytesHeaderParser
 from email.utils import formatdate
 from pathlib import Path
@@ -161,12 +168,56 @@ class MailstackController(Controller):
 class LMTPDelivery:
     """aiosmtpd handler: check recipients, apply faults, deliver through Dovecot's LMTP."""
 
-    def __init__(self, directory: Path, users: Users, hostname: str) -> None:
+    def __init__(
+        self, directory: Path, users: Users, hostname: str, oauth_url: str = ""
+    ) -> None:
+        self.oauth_url = oauth_url
         self.lmtp_socket = str(directory / "run" / "lmtp")
         self.users = users
         self.hostname = hostname
         self.faults = Faults(directory / "faults.json")
         self.delivery_log = DeliveryLog(directory / "log" / "smtp.jsonl")
+
+    def _introspect(self, token: str) -> dict[str, Any]:
+        body = urllib.parse.urlencode({"token": token}).encode()
+        with urllib.request.urlopen(self.oauth_url, body, timeout=5) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+        return result
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """AUTH XOAUTH2 (Google's and Microsoft's SASL mechanism), checked by introspection."""
+        if len(args) < 2:
+            blob = await server.challenge_auth("")
+            if not isinstance(blob, bytes):
+                return AuthResult(success=False, handled=True)
+        else:
+            try:
+                blob = b64decode(args[1], validate=True)
+            except ValueError:
+                await server.push("501 5.5.2 Can't decode base64")
+                return AuthResult(success=False, handled=True)
+        fields = dict(
+            part.split("=", 1) for part in blob.decode("utf-8", "replace").split("\x01")
+            if "=" in part
+        )
+        user = fields.get("user", "").lower()
+        token = fields.get("auth", "").removeprefix("Bearer ").strip()
+        info: dict[str, Any] = {}
+        if self.oauth_url and user and token:
+            loop = asyncio.get_running_loop()
+            try:
+                info = await loop.run_in_executor(None, self._introspect, token)
+            except (OSError, ValueError) as exc:
+                log.error("introspection failed: %r", exc)
+                await server.push("454 4.7.0 Temporary authentication failure")
+                return AuthResult(success=False, handled=True)
+        if info.get("active") is True and str(info.get("username", "")).lower() == user:
+            return AuthResult(success=True, auth_data=LoginPassword(user.encode(), b""))
+        log.info("XOAUTH2 refused for %s", user or "?")
+        error = json.dumps({"status": "401", "schemes": "bearer", "scope": "mail"})
+        answer = await server.challenge_auth(error)  # the client answers with an empty line
+        # challenge_auth answered a bad reply ("*", not base64) itself
+        return AuthResult(success=False, handled=not isinstance(answer, bytes))
 
     async def handle_RCPT(
         self,
@@ -284,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--port", type=int, required=True, help="STARTTLS port")
     ap.add_argument("--tls-port", type=int, required=True, help="implicit TLS port")
     ap.add_argument("--pidfile", required=True, type=Path)
+    ap.add_argument("--oauth-url", default="", help="RFC 7662 introspection endpoint")
     args = ap.parse_args(argv)
 
     logging.basicConfig(
@@ -298,7 +350,7 @@ def main(argv: list[str] | None = None) -> int:
     fqdn = f"mailstack.{args.domain}"
     tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     tls_context.load_cert_chain(directory / "ssl" / "cert.pem", directory / "ssl" / "key.pem")
-    handler = LMTPDelivery(directory, users, fqdn)
+    handler = LMTPDelivery(directory, users, fqdn, args.oauth_url)
     common: dict[str, Any] = {
         "hostname": "127.0.0.1",
         "server_hostname": fqdn,

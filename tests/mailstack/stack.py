@@ -35,6 +35,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -73,6 +74,7 @@ class MailStack:
             self.cafile = env["MAILSTACK_CAFILE"]
             self.domain = env["MAILSTACK_DOMAIN"]
             self.password = env["MAILSTACK_PASSWORD"]
+            self.oauth_url = env["MAILSTACK_OAUTH_URL"]
         except (KeyError, ValueError) as exc:
             raise MailStackError(f"{self.directory}/stack.env is incomplete: {exc!r}") from exc
         self.environ: dict[str, str] = env
@@ -321,6 +323,41 @@ class MailStack:
             return entries
         want = self.address(rcpt)
         return [e for e in entries if want in (r.lower() for r in e["rcpts"])]
+
+    # ------------------------------------------------------------------ OAuth2
+
+    def oauth_client(self, user: str, **options: Any) -> str:
+        """Register a new OAuth2 client at the stack's oauthd.py whose sign-ins are USER's.
+
+        OPTIONS: ``client_secret``, ``access_ttl`` (seconds), ``device_polls`` (polls
+        answered ``authorization_pending`` before the device grant), ``slow_down`` (answer
+        ``slow_down`` once), ``interval`` (device poll interval it asks for),
+        ``rotate_refresh`` (a new refresh token with every refresh).  Returns the client_id.
+        """
+        client_id = f"client-{secrets.token_hex(6)}"
+        self._oauth("/admin/client", {"client_id": client_id, "user": self.address(user),
+                                      **options})
+        return client_id
+
+    def oauth_grant(self, client_id: str) -> str:
+        """A refresh token for CLIENT_ID's user, as if they had just signed in."""
+        return str(self._oauth("/admin/grant", {"client_id": client_id})["refresh_token"])
+
+    def oauth_revoke(self, client_id: str, what: str = "all") -> int:
+        """Revoke CLIENT_ID's ``access`` or ``refresh`` tokens (or ``all``); returns how many."""
+        return int(self._oauth("/admin/revoke", {"client_id": client_id, "what": what})["revoked"])
+
+    def oauth_stats(self, client_id: str) -> dict[str, Any]:
+        """``{"stats": {event: count}, "issued": [every token issued]}`` for CLIENT_ID."""
+        return self._oauth(f"/admin/stats?client_id={client_id}", None)
+
+    def _oauth(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.oauth_url + path, data=data,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            result: dict[str, Any] = json.loads(resp.read())
+        return result
 
     # ------------------------------------------------------------------ IMAP
 
