@@ -59,9 +59,7 @@ class TextPart:
 class FetchedHeaders:
     uid: int
     header: bytes
-    text_part: TextPart | None
     internaldate: datetime | None
-    size: int
 
 
 @dataclass(frozen=True)
@@ -306,14 +304,13 @@ class ImapSession:
             return [int(u) for u in self._c().search(["HEADER", "Message-ID", f"<{message_id}>"])]
 
     def fetch_headers(self, uids: Sequence[int], fields: Iterable[str]) -> list[FetchedHeaders]:
-        """Header fields, BODYSTRUCTURE, INTERNALDATE and size for ``uids`` in one FETCH."""
+        """Header fields and INTERNALDATE for ``uids`` in one FETCH (no body, no structure:
+        most of a mailbox is decided from its headers; see :meth:`fetch_structure`)."""
         if not uids:
             return []
         spec = f"BODY.PEEK[HEADER.FIELDS ({' '.join(f.upper() for f in fields)})]"
         with _server_errors("FETCH headers"):
-            resp = self._c().fetch(
-                list(uids), [spec, "BODYSTRUCTURE", "INTERNALDATE", "RFC822.SIZE"]
-            )
+            resp = self._c().fetch(list(uids), [spec, "INTERNALDATE"])
         out = []
         for uid, data in resp.items():
             header = b""
@@ -323,20 +320,25 @@ class ImapSession:
             idate = data.get(b"INTERNALDATE")
             if isinstance(idate, datetime) and idate.tzinfo is None:
                 idate = idate.replace(tzinfo=UTC)
-            try:
-                part = text_part_of(data.get(b"BODYSTRUCTURE"))
-            except (IndexError, TypeError, ValueError):
-                part = None
-            out.append(
-                FetchedHeaders(
-                    uid=int(uid),
-                    header=header,
-                    text_part=part,
-                    internaldate=idate if isinstance(idate, datetime) else None,
-                    size=int(data.get(b"RFC822.SIZE", 0)),
-                )
-            )
+            out.append(FetchedHeaders(
+                uid=int(uid), header=header,
+                internaldate=idate if isinstance(idate, datetime) else None,
+            ))
         out.sort(key=lambda f: f.uid)
+        return out
+
+    def fetch_structure(self, uids: Sequence[int]) -> dict[int, TextPart | None]:
+        """Where each message's text is (from BODYSTRUCTURE), for the messages worth reading."""
+        if not uids:
+            return {}
+        with _server_errors("FETCH BODYSTRUCTURE"):
+            resp = self._c().fetch(list(uids), ["BODYSTRUCTURE"])
+        out: dict[int, TextPart | None] = {}
+        for uid, data in resp.items():
+            try:
+                out[int(uid)] = text_part_of(data.get(b"BODYSTRUCTURE"))
+            except (IndexError, TypeError, ValueError):
+                out[int(uid)] = None
         return out
 
     def fetch_text(self, wanted: dict[int, TextPart], limit: int) -> dict[int, bytes]:

@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 
 from .classify import Identity, classify, detect_negative, detect_opt_out
 from .commands import command_record
-from .imap import FetchedHeaders, ImapSession, TextPart
+from .imap import FetchedHeaders, ImapSession
 from .models import (
     Category,
     Classification,
@@ -335,7 +335,6 @@ class FolderSync:
         fetched = self.session.fetch_headers(uids, HEADER_FIELDS)
         now = self.clock()
         todo: list[tuple[FetchedHeaders, Message, Classification]] = []
-        wanted: dict[int, TextPart] = {}
         for f in fetched:
             stats.seen += 1
             msg = parse_headers(f.header)
@@ -357,8 +356,9 @@ class FolderSync:
             if all(self.store.has_touchpoint(k) for k in keys):
                 continue  # already stored (a resync, a re-read batch, a copy in two folders)
             todo.append((f, msg, verdict))
-            if f.text_part is not None:
-                wanted[f.uid] = f.text_part
+        # customer mail only: where its text is, then the first body_bytes of that part
+        structure = self.session.fetch_structure([f.uid for f, _m, _v in todo])
+        wanted = {uid: part for uid, part in structure.items() if part is not None}
         bodies = self.session.fetch_text(wanted, self.body_bytes) if wanted else {}
         stats.bodies_fetched = len(bodies)
         for f, msg, verdict in todo:

@@ -551,6 +551,8 @@ class Store:
         self._new_tps: list[Touchpoint] = []
         self._pending_keys: set[str] = set()
         self._flag_changes: dict[str, bool] = {}
+        # contacts given touchpoints whose needs-reply flags are not yet recomputed
+        self._unsettled: set[str] = set()
         self._dirty_contacts: set[str] = set()
         self._dirty_folders: set[str] = set()
         self._dirty_decisions: set[str] = set()
@@ -624,9 +626,11 @@ class Store:
         return dict(self._contacts)
 
     def touchpoints_for(self, address: str) -> list[Touchpoint]:
+        self._settle()
         return sorted(self._tps(address.lower()), key=lambda t: t.date)
 
     def touchpoints(self) -> Iterator[Touchpoint]:
+        self._settle()
         for contact in list(self._tp_docs):
             self._tps(contact)
         for tps in self._tp_by_contact.values():
@@ -647,6 +651,7 @@ class Store:
         return rows
 
     def _summary(self, addr: str) -> ContactSummary:
+        self._settle()
         tps = self._tps(addr)
         c = self._contacts.get(addr) or Contact(address=addr)
         inbound = [t.date for t in tps if t.direction is Direction.INBOUND]
@@ -684,9 +689,17 @@ class Store:
                 self._tp_by_contact.setdefault(tp.contact, []).append(tp)
                 touched.add(tp.contact)
                 added += 1
-            for contact in touched:
-                self._refresh_needs_reply(contact)
+            # recomputed once per contact when next read or committed, not per message:
+            # a backfill adds a busy customer's mail one message at a time
+            self._unsettled.update(touched)
         return added
+
+    def _settle(self) -> None:
+        """Bring the needs-reply flags of the contacts given touchpoints up to date."""
+        with self._mutex:
+            for contact in self._unsettled:
+                self._refresh_needs_reply(contact)
+            self._unsettled.clear()
 
     def _refresh_needs_reply(self, contact: str) -> None:
         tps = self._tps(contact)
@@ -759,6 +772,7 @@ class Store:
     def commit(self) -> None:
         """Apply everything pending to TinyDB (one operation per table) and write atomically."""
         with self._mutex:
+            self._settle()
             if not self.pending:
                 return
             db = self.db

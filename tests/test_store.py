@@ -341,3 +341,18 @@ def test_a_decoded_touchpoint_is_a_whole_frozen_touchpoint() -> None:
     with pytest.raises(dataclasses.FrozenInstanceError):
         decoded.subject = "changed"  # type: ignore[misc]
     assert dataclasses.replace(decoded, uid=10).uid == 10
+
+
+def test_needs_reply_is_settled_once_per_contact_before_reads_and_commits(
+        tmp_path: Path) -> None:
+    with Store(tmp_path) as s:
+        for n in range(5):  # one message at a time, as a backfill adds them
+            s.add_touchpoints([tp("a@x", n, days=n, thread="T")])
+        assert s._unsettled == {"a@x"}
+        # a read sees settled flags: only the latest of the thread wants an answer
+        assert [t.needs_reply for t in s.touchpoints_for("a@x")] == [False] * 4 + [True]
+        assert not s._unsettled
+        s.add_touchpoints([tp("a@x", 9, Direction.OUTBOUND, days=9, thread="U")])
+        s.commit()  # a commit settles too, and writes the settled flags
+    with Store(tmp_path) as s:
+        assert not any(t.needs_reply for t in s.touchpoints_for("a@x"))
