@@ -5,7 +5,14 @@ Writes ``build/digest.html``, ``build/digest.eml`` and ``build/draft-N.eml`` (th
 emails), and, when Chromium is installed, screenshots of the HTML at phone width
 (``build/digest-phone.png``, 390 px) and desktop width (``build/digest-desktop.png``).
 
-    .venv/bin/python scripts/render_digest.py [--out build] [--chromium /usr/bin/chromium]
+    .venv/bin/python scripts/render_digest.py [--demo] [--out build] [--phone-height 2600]
+        [--chromium /usr/bin/chromium]
+
+Without ``--demo`` the picks are hand-written samples (every reason, long and accented
+names). With ``--demo`` the digest is the one ``mailbot demo`` prints: the bundled demo
+mailbox is imported and ranked, and the digest is built exactly as the daemon builds it
+(``--as-of`` fixes the date, so the picture can be reproduced). The README's
+``docs/digest-phone.png`` is ``--demo --phone-height 3000`` (the whole email, about 270 KB).
 
 Everything here is fake: names, addresses and mail are made up.
 """
@@ -18,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from mailbot.digest import Figures, build_digest, new_token  # noqa: E402
+from mailbot.digest import DraftEmail, Figures, build_digest, new_token  # noqa: E402
 from mailbot.drafting import TemplateEngine, Voice, bundled_prompts_dir  # noqa: E402
 from mailbot.models import Direction, Pick, Reason, Touchpoint  # noqa: E402
 
@@ -200,18 +208,12 @@ def screenshot(chromium: str, html: Path, png: Path, width: int, height: int) ->
     return True
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "build")
-    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
-    args = parser.parse_args()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
-
+def sample_digest() -> tuple[EmailMessage, list[DraftEmail]]:
+    """The hand-written sample picks, drafted from the bundled templates."""
     picks = sample_picks()
     engine = TemplateEngine(bundled_prompts_dir())
     drafts = [engine.draft(p, VOICE, now=NOW) for p in picks]
-    digest, draft_emails = build_digest(
+    return build_digest(
         picks,
         drafts,
         Figures(customers=312, replies_waiting=3, gone_quiet_this_month=5, notes_sent_7d=4),
@@ -224,6 +226,46 @@ def main() -> int:
         draft_tokens=[new_token() for _ in picks],
         domain="linen.example",
     )
+
+
+def demo_digest(now: datetime) -> tuple[EmailMessage, list[DraftEmail]]:
+    """The digest of the bundled demo mailbox, built as ``mailbot demo`` builds it."""
+    from mailbot.cli import import_messages
+    from mailbot.demo import demo_messages, demo_settings
+    from mailbot.morning import compose, make_drafter
+    from mailbot.store import Store
+
+    with tempfile.TemporaryDirectory(prefix="mailbot-render-") as tmp:
+        settings = demo_settings(Path(tmp))
+        with Store(settings.data.dir) as store:
+            import_messages(store, settings, demo_messages(now), "demo")
+            composed = compose(store, settings, now, make_drafter(settings))
+    return composed.digest, composed.drafts
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "build")
+    parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
+    parser.add_argument("--demo", action="store_true",
+                        help="the bundled demo mailbox's digest (what `mailbot demo` prints)")
+    parser.add_argument("--as-of", default=NOW.isoformat(),
+                        help="with --demo: the moment the digest is built (ISO date-time, "
+                        f"default {NOW.isoformat()})")
+    parser.add_argument("--phone-height", type=int, default=2600,
+                        help="height of the phone screenshot in px (default 2600; the page "
+                        "is cut there)")
+    args = parser.parse_args()
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+
+    if args.demo:
+        now = datetime.fromisoformat(args.as_of)
+        if now.tzinfo is None:
+            now = now.replace(tzinfo=TZ)
+        digest, draft_emails = demo_digest(now.astimezone(UTC))
+    else:
+        digest, draft_emails = sample_digest()
     html_part = digest.get_body(("html",))
     assert html_part is not None
     html_path = out / "digest.html"
@@ -238,7 +280,7 @@ def main() -> int:
         return 0
     ok = True
     for name, width, height in (
-        ("digest-phone.png", 390, 2600),
+        ("digest-phone.png", 390, args.phone_height),
         ("digest-desktop.png", 1000, 1500),
     ):
         png = out / name
