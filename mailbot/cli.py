@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import logging
@@ -118,8 +119,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not Path(args.config).exists() and not args.config_given:
         print(
             f"No config at {args.config}: running the bundled demo instead.\n"
-            "To watch your own mailbox: cp config.example.toml config.toml, edit it, "
-            "then 'mailbot check'.\n",
+            "To watch your own mailbox: 'mailbot init' (it asks a few questions, writes "
+            "config.toml and tests the login).\n",
             file=sys.stderr,
         )
         return cmd_demo(args)
@@ -520,9 +521,17 @@ def cmd_install_service(args: argparse.Namespace) -> int:
     from . import health
 
     config = Path(args.config).expanduser().resolve()
-    _load(args)  # a unit for a broken config would only restart-fail
     path = Path(args.path).expanduser() if args.path else health.default_unit_path(os.environ)
+    settings = _load(args)
     text = health.unit_text(sys.executable, config, workdir=config.parent)
+    env_vars = sorted({v for v in (settings.imap.password.env_var, settings.smtp.password.env_var)
+                       if v})
+    if env_vars:
+        print(f"mailbot: note: the password comes from ${', $'.join(env_vars)}, which the "
+              "service does not see (systemd does not read your shell's profile). Put "
+              f"{env_vars[0]}=... in {health.SERVICE_ENV_FILE.replace('%h', '~')} (chmod 600), "
+              "or switch to password_keyring or password_command (mailbot init asks).",
+              file=sys.stderr)
     if path.exists():
         current = path.read_text(encoding="utf-8", errors="replace")
         if current == text:
@@ -559,18 +568,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument("--log-format", choices=("text", "json"), default="text")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    from .setup_wizard import add_init_arguments, cmd_init
+
+    # first in --help: what a new owner runs first
+    ini = sub.add_parser("init", help="write or edit config.toml: asks a few questions "
+                         "(or takes flags), recognises the provider, tests the login")
+    add_init_arguments(ini)
+    ini.set_defaults(func=cmd_init, output_command=True)
 
     r = sub.add_parser("run", help="run the daemon (the bundled demo when no config exists)")
     r.add_argument("--once", action="store_true", help="one full sync, then exit")
     r.set_defaults(func=cmd_run)
     sub.add_parser("check", help="test DNS, TLS, IMAP and SMTP login with the config"
-                   ).set_defaults(func=cmd_check)
+                   ).set_defaults(func=cmd_check, output_command=True)
     au = sub.add_parser("auth", help="sign in with OAuth2 (Google, Microsoft) and store the "
                         "refresh token; then test the IMAP and SMTP login")
     au.add_argument("--loopback", action="store_true",
                     help="sign in with a browser on this computer instead of a device code")
     au.add_argument("--config", default=argparse.SUPPRESS, help="config file (as above)")
-    au.set_defaults(func=cmd_auth)
+    au.set_defaults(func=cmd_auth, output_command=True)
     i = sub.add_parser("import", help="import an mbox file or a Maildir")
     i.add_argument("path")
     i.set_defaults(func=cmd_import)
@@ -580,35 +596,29 @@ def build_parser() -> argparse.ArgumentParser:
     c = sub.add_parser("customers", help="list customers")
     c.add_argument("--status", choices=[s.value for s in ContactStatus])
     c.add_argument("--json", action="store_true")
-    c.set_defaults(func=cmd_customers)
+    c.set_defaults(func=cmd_customers, output_command=True)
     one = sub.add_parser("customer", help="one customer's timeline")
     one.add_argument("address")
     one.add_argument("--json", action="store_true")
-    one.set_defaults(func=cmd_customer)
+    one.set_defaults(func=cmd_customer, output_command=True)
     sub.add_parser("demo", help="show mailbot on a bundled sample mailbox").set_defaults(
         func=cmd_demo)
     d = sub.add_parser("digest", help="preview (or send now) the morning email")
     d.add_argument("--preview", action="store_true", help="print it; send nothing")
     d.add_argument("--as-of", help="pretend it is this date (YYYY-MM-DD) or date-time")
-    d.set_defaults(func=cmd_digest)
+    d.set_defaults(func=cmd_digest, output_command=True)
     o = sub.add_parser("outbox", help="what mailbot sent or is trying to send")
     o.add_argument("--retry-now", action="store_true",
                    help="send queued items now instead of waiting for their retry time")
-    o.set_defaults(func=cmd_outbox)
+    o.set_defaults(func=cmd_outbox, output_command=True)
     st = sub.add_parser("status", help="is the daemon running; last sync, digest, errors")
     st.add_argument("--json", action="store_true")
-    st.set_defaults(func=cmd_status)
+    st.set_defaults(func=cmd_status, output_command=True)
     svc = sub.add_parser("install-service", help="write a systemd user unit for the daemon")
     svc.add_argument("--path", help="where to write it "
                      "(default: ~/.config/systemd/user/mailbot.service)")
     svc.add_argument("--force", action="store_true", help="replace a different existing unit")
-    svc.set_defaults(func=cmd_install_service)
-    from .setup_wizard import add_init_arguments, cmd_init
-
-    ini = sub.add_parser("init", help="write or edit config.toml: asks a few questions "
-                         "(or takes flags), recognises the provider, tests the login")
-    add_init_arguments(ini)
-    ini.set_defaults(func=cmd_init)
+    svc.set_defaults(func=cmd_install_service, output_command=True)
     return p
 
 
@@ -618,9 +628,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.config_given = args.config is not None or "MAILBOT_CONFIG" in os.environ
     if args.config is None:
         args.config = str(default_config_path(os.environ))
-    setup_logging(-1 if args.quiet else args.verbose, args.log_format)
+    # commands whose output is the product keep INFO lines out of it unless -v
+    quiet = args.quiet or (not args.verbose and getattr(args, "output_command", False))
+    setup_logging(-1 if quiet else args.verbose, args.log_format)
     try:
         return int(args.func(args))
+    except BrokenPipeError:  # `mailbot digest --preview | head`
+        with contextlib.suppress(OSError):
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 141
     except ConfigError as exc:
         print(f"mailbot: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG: systemd will not restart-loop on it

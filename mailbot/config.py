@@ -153,6 +153,11 @@ class Secret:
             return f"from the system keyring ({KEYRING_SERVICE} / {self._detail})"
         return "not set"
 
+    @property
+    def env_var(self) -> str | None:
+        """The environment variable the value comes from (password_env), if any."""
+        return self._detail if self._kind == "env" else None
+
     def _program(self) -> str:
         try:
             return shlex.split(self._detail)[0]
@@ -794,8 +799,8 @@ def load_settings(path: Path, env: Mapping[str, str] | None = None) -> Settings:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise SettingsError(
-            f"{label}: no such config file; copy config.example.toml to {label} and edit it, "
-            f"or point {CONFIG_ENV} at your config"
+            f"{label}: no such config file; run 'mailbot init' to write one (it asks a few "
+            f"questions and tests the login), or point {CONFIG_ENV} at your config"
         ) from None
     except IsADirectoryError:
         raise SettingsError(f"{label}: is a directory, not a config file") from None

@@ -449,6 +449,10 @@ def _systemd_quote(arg: str) -> str:
     return arg
 
 
+# where the unit reads environment variables from (systemd's %h is the home directory)
+SERVICE_ENV_FILE = "%h/.config/mailbot/env"
+
+
 def unit_text(python: str, config: Path, *, workdir: Path | None = None,
               extra_args: Sequence[str] = ()) -> str:
     """The systemd user unit that runs ``python -m mailbot --config CONFIG run``."""
@@ -469,6 +473,8 @@ def unit_text(python: str, config: Path, *, workdir: Path | None = None,
         lines.append(f"WorkingDirectory={_systemd_quote(str(workdir))}")
     lines += [
         "Environment=PYTHONUNBUFFERED=1",
+        "# for password_env: VAR=value lines, mode 0600 (optional)",
+        f"EnvironmentFile=-{SERVICE_ENV_FILE}",
         "Restart=on-failure",
         "RestartSec=30",
         "# 78: a configuration problem; restarting cannot fix it",

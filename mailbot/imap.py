@@ -215,9 +215,11 @@ class ImapSession:
             client.login(s.username, s.password.reveal())
         except LoginError as exc:
             _safe_logout(client)
+            said = _server_text(exc)
             raise AuthError(
                 f"the IMAP server {where} refused the login for {s.username!r}: "
                 "wrong username or password (for Gmail and iCloud use an app password)"
+                + (f"; the server said: {said}" if said else "")
             ) from exc
         except (OSError, imaplib.IMAP4.error) as exc:
             _safe_logout(client)
@@ -418,6 +420,17 @@ def _server_errors(what: str) -> Iterator[None]:
         raise
     except (OSError, imaplib.IMAP4.error, EOFError, ssl.SSLError) as exc:
         raise MailServerError(f"IMAP {what} failed: {exc or type(exc).__name__}") from exc
+
+
+def _server_text(exc: BaseException) -> str:
+    """The server's own words from a refused command (e.g. Gmail's "[ALERT] Application-
+    specific password required"), one line, bounded; never the password (not echoed)."""
+    text = str(exc).strip()
+    for prefix in ("b'", 'b"'):
+        if text.startswith(prefix) and text.endswith(text[1]):
+            text = text[2:-1]
+    text = " ".join(text.split())
+    return text[:200]
 
 
 def _safe_logout(client: IMAPClient) -> None:

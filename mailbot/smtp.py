@@ -81,20 +81,26 @@ async def _connect_login(settings: ServerSettings) -> aiosmtplib.SMTP:
         ) from exc
     except (aiosmtplib.SMTPException, OSError) as exc:
         raise MailServerError(f"cannot connect to the SMTP server {where}: {exc}") from exc
-    if settings.auth == "oauth2":
-        await _xoauth2_login(client, settings, where)
-    elif settings.username and settings.password.is_set:
-        try:
-            await client.login(settings.username, settings.password.reveal())
-        except aiosmtplib.SMTPAuthenticationError as exc:
-            await _quit(client)
-            raise AuthError(
-                f"the SMTP server {where} refused the login for {settings.username!r}: "
-                "wrong username or password"
-            ) from exc
-        except aiosmtplib.SMTPException as exc:
-            await _quit(client)
-            raise MailServerError(f"SMTP login at {where} failed: {exc}") from exc
+    try:
+        if settings.auth == "oauth2":
+            await _xoauth2_login(client, settings, where)
+        elif settings.username and settings.password.is_set:
+            try:
+                await client.login(settings.username, settings.password.reveal())
+            except aiosmtplib.SMTPAuthenticationError as exc:
+                await _quit(client)
+                raise AuthError(
+                    f"the SMTP server {where} refused the login for {settings.username!r}: "
+                    "wrong username or password"
+                ) from exc
+            except aiosmtplib.SMTPException as exc:
+                await _quit(client)
+                raise MailServerError(f"SMTP login at {where} failed: {exc}") from exc
+    except BaseException:
+        # whatever went wrong (a password_command that failed, a cancelled task), the
+        # connection must not outlive this call: an unclosed transport is a leak
+        client.close()
+        raise
     return client
 
 
@@ -140,6 +146,11 @@ async def check_login(settings: ServerSettings) -> str:
     client = await _connect_login(settings)
     tls = "TLS" if settings.security != "none" else "no TLS"
     await _quit(client)
+    if settings.auth != "oauth2" and not (settings.username and settings.password.is_set):
+        # nothing was tried: say so rather than claim a login (a relay on localhost
+        # may accept mail without one; a provider will refuse it at the first send)
+        return (f"connected to {settings.host}:{settings.port} ({tls}); no login "
+                "(no [smtp] username/password configured)")
     return f"logged in to {settings.host}:{settings.port} ({tls}) as {settings.username}"
 
 

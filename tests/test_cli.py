@@ -138,3 +138,15 @@ def test_digest_preview_as_of_a_date(tmp_path: Path) -> None:
     assert "Subject: " in r.stdout and "Reply above this line" in r.stdout
     r = cli(config, "digest", "--preview", "--as-of", "tomorrow")
     assert r.returncode == 1 and "--as-of" in r.stderr
+
+
+def test_a_refused_imap_login_keeps_the_servers_words() -> None:
+    from imapclient.exceptions import LoginError
+
+    from mailbot.imap import _server_text
+
+    said = _server_text(LoginError(b"[ALERT] Application-specific password required: "
+                                   b"https://support.google.com/mail/?p=InvalidSecondFactor"))
+    assert said.startswith("[ALERT] Application-specific password required")
+    assert not said.startswith("b'")
+    assert len(_server_text(LoginError("x" * 1000))) == 200

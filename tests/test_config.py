@@ -228,7 +228,7 @@ def test_missing_file(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message
     assert "no such config file" in message
-    assert "config.example.toml" in message
+    assert "mailbot init" in message
 
 
 def test_toml_syntax_error_names_line(tmp_path: Path) -> None:

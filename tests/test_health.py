@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -212,3 +214,33 @@ def test_status_sees_a_dead_pid_in_the_heartbeat(tmp_path: Path) -> None:
     rep = json.loads(cli(config, "status", "--json", timeout=60).stdout)
     assert rep["running"] is False and "gone" in rep["daemon"]
     assert [e["message"] for e in rep["errors_24h"]] == ["the IMAP server refused the login"]
+
+
+def test_install_service_warns_that_the_service_cannot_see_a_password_env(
+        tmp_path: Path) -> None:
+    config = tmp_path / "config.toml"
+    text = CONFIG.replace('[imap]\nhost = "127.0.0.1"\n',
+                          '[imap]\nhost = "127.0.0.1"\npassword_env = "SHOP_MAIL_PASSWORD"\n')
+    assert text != CONFIG
+    config.write_text(text)
+    unit = tmp_path / "mailbot.service"
+    r = cli(config, "install-service", "--path", str(unit), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert "$SHOP_MAIL_PASSWORD, which the service does not see" in r.stderr
+    assert "SHOP_MAIL_PASSWORD=... in ~/.config/mailbot/env" in r.stderr
+    assert "EnvironmentFile=-%h/.config/mailbot/env" in unit.read_text()
+    # a password kept elsewhere needs no such note
+    r = cli(_config(tmp_path), "install-service", "--path", str(tmp_path / "u2"), timeout=60)
+    assert r.returncode == 0 and "does not see" not in r.stderr
+
+
+def test_a_closed_pipe_ends_quietly(tmp_path: Path) -> None:
+    proc = subprocess.Popen([sys.executable, "-m", "mailbot", "demo"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, cwd=tmp_path)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.readline()
+    proc.stdout.close()  # like `| head -1`
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(timeout=60) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err
