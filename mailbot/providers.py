@@ -10,8 +10,10 @@ installed (it is not a dependency of mailbot); otherwise it returns ``[]`` and
 recognition falls back to the domain alone. Tests pass their own ``resolver``.
 
 Facts (DESIGN section 7): Microsoft 365 and Outlook.com accept only OAuth2 for
-IMAP; Gmail wants an app password; Gmail and Microsoft file SMTP-sent mail in
-Sent themselves; iCloud's Sent is "Sent Messages", Gmail's "[Gmail]/Sent Mail".
+IMAP and SMTP; Gmail and Google Workspace accept an app password or OAuth2; the
+others here take an app password (mailbot has OAuth2 presets only for Google and
+Microsoft, see docs/oauth2.md); Gmail and Microsoft file SMTP-sent mail in Sent
+themselves; iCloud's Sent is "Sent Messages", Gmail's "[Gmail]/Sent Mail".
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-__all__ = ["Login", "Provider", "Resolver", "lookup_mx", "recognise"]
+__all__ = ["Auth", "Login", "OAuthPreset", "Provider", "Resolver", "lookup_mx", "recognise"]
 
 Login = Literal["app-password", "password", "oauth2-only"]
+Auth = Literal["password", "oauth2"]  # config.toml's [imap]/[smtp] auth
+OAuthPreset = Literal["google", "microsoft"]  # config.toml's [oauth2] provider
 Security = Literal["tls", "starttls", "none"]
 Resolver = Callable[[str], Iterable[str]]
 
@@ -40,24 +44,28 @@ class Provider:
     smtp_security: Security
     sent_folder: str  # "" : let mailbot find it (SPECIAL-USE \Sent, then the usual names)
     files_sent_itself: bool  # the provider puts SMTP-sent mail in Sent by itself
-    login: Login
-    help: str  # how to get a password mailbot can use, one short paragraph
+    login: Login  # the kind of password it takes ("oauth2-only": none)
+    help: str  # how to get a password mailbot can use (or to sign in), one short paragraph
+    logins: tuple[Auth, ...] = ("password",)  # the login methods it accepts, the usual first
+    oauth2_provider: OAuthPreset | None = None  # [oauth2] provider, when it accepts OAuth2
 
     @property
     def oauth2_only(self) -> bool:
-        return self.login == "oauth2-only"
+        return self.logins == ("oauth2",)
 
 
 _GOOGLE_HELP = (
     "Google wants an app password: turn on 2-Step Verification in your Google Account "
     "(Security), then open 'App passwords' (myaccount.google.com/apppasswords), create one "
     "named mailbot and use its 16 letters as the password. Workspace admins may have to "
-    "allow app passwords first."
+    "allow app passwords first. Google also accepts OAuth2, with an app you register "
+    "yourself (docs/oauth2.md)."
 )
 _MICROSOFT_HELP = (
-    "{name} accepts only OAuth2 (modern authentication) for IMAP; passwords and app "
-    "passwords are refused. mailbot does not do OAuth2 yet, so it cannot log in to this "
-    "mailbox for now: the rest of the settings are written so that only the sign-in is left."
+    "{name} accepts only OAuth2 (modern authentication) for IMAP and SMTP; passwords and "
+    "app passwords are refused. mailbot signs in with OAuth2 through an app you register "
+    "yourself, once (docs/oauth2.md, '1b. Microsoft Entra', about ten minutes): give its "
+    "client ID here, then run `mailbot auth` to sign in."
 )
 
 GMAIL = Provider(
@@ -65,7 +73,7 @@ GMAIL = Provider(
     imap_host="imap.gmail.com", imap_port=993, imap_security="tls",
     smtp_host="smtp.gmail.com", smtp_port=465, smtp_security="tls",
     sent_folder="[Gmail]/Sent Mail", files_sent_itself=True, login="app-password",
-    help=_GOOGLE_HELP,
+    help=_GOOGLE_HELP, logins=("password", "oauth2"), oauth2_provider="google",
 )
 WORKSPACE = replace(GMAIL, name="Google Workspace")
 OUTLOOK = Provider(
@@ -73,7 +81,8 @@ OUTLOOK = Provider(
     imap_host="outlook.office365.com", imap_port=993, imap_security="tls",
     smtp_host="smtp-mail.outlook.com", smtp_port=587, smtp_security="starttls",
     sent_folder="", files_sent_itself=True, login="oauth2-only",
-    help=_MICROSOFT_HELP.format(name="Outlook.com"),
+    help=_MICROSOFT_HELP.format(name="Outlook.com"), logins=("oauth2",),
+    oauth2_provider="microsoft",
 )
 MICROSOFT_365 = replace(
     OUTLOOK, name="Microsoft 365", smtp_host="smtp.office365.com",
