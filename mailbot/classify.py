@@ -371,6 +371,32 @@ def _top_level_branches(pattern: str) -> list[str]:
     return out
 
 
+_THANKS = re.compile(
+    r"\b(?:thanks?|thank\s+you|thx|cheers|many\s+thanks|danke|vielen\s+dank|merci|gracias|"
+    r"grazie|bedankt|dank\s+je(?:wel)?|obrigad[oa]|perfect|perfekt|parfait|perfecto|perfetto|"
+    r"great|lovely|wonderful|super|wunderbar|genial)\b|ありがとう"
+)
+_ASKS = re.compile(
+    r"\?|\b(?:could|can|would|will)\s+you\b|\bplease\b|\bbitte\b|\bpourriez\b|"
+    r"\bpodr[ií]a\b|\bpotrebbe\b|\bkunt\s+u\b|\bpoderia\b|\bbut\b|\baber\b|\bmais\b|"
+    r"\bpero\b|\bma\b|\bmaar\b|\bmas\b|\bunfortunately\b|\bleider\b"
+)
+THANKS_ONLY_MAX = 120
+
+
+def closes_conversation(own_words: str) -> bool:
+    """True for a short note that only says thanks ("Thank you, it arrived and looks
+    lovely!"): it wants no answer, so it must not count as waiting for one.
+
+    ``own_words`` is the writer's own text (a touchpoint's snippet). Anything longer
+    than a line or two, with a question, a request or a "but", still wants an answer.
+    """
+    words = _normalise(own_words).strip()
+    if not words or len(words) > THANKS_ONLY_MAX:
+        return False
+    return bool(_THANKS.search(words)) and not _ASKS.search(words)
+
+
 _UNSUBSCRIBE = re.compile(
     r"\bunsubscrib\w*|\bdes?abonn\w*|\bdésabonn\w*|\bdésinscri\w*|\bdesinscri\w*"
     r"|\bdisiscri\w*|\bdescadastr\w*|\buitschrijv\w*|\bschrijf\s+(?:mij|me)\s+uit\b"

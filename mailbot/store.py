@@ -39,6 +39,7 @@ import orjson
 from tinydb import TinyDB
 from tinydb.storages import Storage
 
+from .classify import closes_conversation
 from .errors import StoreError
 from .models import (
     Contact,
@@ -464,17 +465,25 @@ def needs_reply_keys(tps: Iterable[Touchpoint]) -> set[str]:
 
     An inbound message needs a reply when it is the latest message of its thread
     and the owner has written nothing to this contact since (an answer in a new
-    thread counts: the owner may reply from a fresh email).
+    thread counts: the owner may reply from a fresh email), unless it only says
+    thanks (:func:`mailbot.classify.closes_conversation`) in answer to the owner: a
+    "thanks in advance" after an unanswered question still wants a reply.
     """
     items = sorted(tps, key=lambda t: t.date)
     last_out = max((t.date for t in items if t.direction is Direction.OUTBOUND), default=None)
     latest_by_thread: dict[str, Touchpoint] = {}
     for t in items:
         latest_by_thread[t.thread_key or t.message_id] = t
+    previous = {t.key: p for p, t in zip([None, *items], items, strict=False)}
     out: set[str] = set()
     for t in latest_by_thread.values():
-        if t.direction is Direction.INBOUND and (last_out is None or last_out < t.date):
-            out.add(t.key)
+        if t.direction is not Direction.INBOUND or (last_out is not None and last_out >= t.date):
+            continue
+        before = previous[t.key]
+        if (before is not None and before.direction is Direction.OUTBOUND
+                and closes_conversation(t.snippet)):
+            continue  # "thanks, it arrived" in answer to the owner
+        out.add(t.key)
     return out
 
 

@@ -671,3 +671,17 @@ def test_phrase_search_matches_the_plain_alternation() -> None:
         for text in samples:
             assert phrases.search(text) == bool(plain.search(text)), text
     assert _top_level_branches(r"a(b|c)|[|x]|\||d") == ["a(b|c)", "[|x]", r"\|", "d"]
+
+
+def test_a_thanks_only_note_closes_the_conversation() -> None:
+    from mailbot.classify import closes_conversation
+
+    for done in ("Thanks Olivia, they arrived and look lovely!", "Thank you so much.",
+                 "Vielen Dank, alles angekommen.", "Merci beaucoup !", "ありがとうございます",
+                 "Perfect, thanks!"):
+        assert closes_conversation(done), done
+    for open_ in ("Thanks! Could you also send the invoice?", "Thank you, but the blue one is "
+                  "missing.", "Do you ship to Austria?", "Thanks, please call me tomorrow.",
+                  "Danke, aber die Größe passt leider nicht.", "", "I ordered two runners.",
+                  "Thanks for the parcel. " * 8):
+        assert not closes_conversation(open_), open_

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -365,3 +366,20 @@ def test_the_snapshot_is_written_in_chunks_as_the_same_json() -> None:
     for per_chunk in (1, 3, 7, 100):
         assert b"".join(_dump_chunks(data, per_chunk)) == _dumps(data)
     assert b"".join(_dump_chunks({})) == b"{}"
+
+
+def test_a_thank_you_for_the_owners_answer_needs_no_reply() -> None:
+    question = Touchpoint(message_id="q@x", contact="a@x", direction=Direction.INBOUND,
+                          date=T0, subject="s", snippet="Do you ship to Austria?",
+                          thread_key="T")
+    answer = replace(question, message_id="a@x", direction=Direction.OUTBOUND,
+                     date=T0 + timedelta(days=1), snippet="Yes, it is on its way.")
+    thanks = replace(question, message_id="t@x", date=T0 + timedelta(days=3),
+                     snippet="Thank you, it arrived and looks lovely!")
+    assert needs_reply_keys([question]) == {question.key}
+    assert needs_reply_keys([question, answer, thanks]) == set()
+    more = replace(thanks, snippet="Thanks! And the invoice?")
+    assert needs_reply_keys([question, answer, more]) == {more.key}
+    # "thanks in advance" after an unanswered question: still waiting
+    early = replace(thanks, date=T0 + timedelta(hours=1), snippet="Thanks in advance!")
+    assert needs_reply_keys([question, early]) == {early.key}
