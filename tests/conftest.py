@@ -23,8 +23,12 @@ import signal
 import threading
 from collections.abc import Iterator
 
+import keyring
 import pytest
 
+from mailbot import oauth
+
+from .fakekeyring import MemoryKeyring
 from .mailstack import MailStack, MailStackError
 
 
@@ -90,3 +94,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "mail_stack" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture
+def memory_keyring() -> Iterator[MemoryKeyring]:
+    """The system keyring, replaced by one in memory for this test (in-process only)."""
+    previous = keyring.get_keyring()
+    backend = MemoryKeyring()
+    keyring.set_keyring(backend)
+    oauth.reset()
+    yield backend
+    keyring.set_keyring(previous)
+    oauth.reset()

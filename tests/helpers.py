@@ -100,10 +100,12 @@ def env() -> dict[str, str]:
     return e
 
 
-def cli(config: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli(config: Path, *args: str, timeout: float = 120,
+        extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=timeout, env=env(), cwd=str(ROOT),
+        capture_output=True, text=True, timeout=timeout, env={**env(), **(extra_env or {})},
+        cwd=str(ROOT),
     )
 
 

@@ -26,6 +26,7 @@ from mailbot.errors import InputError
 from mailbot.providers import lookup_mx, recognise
 from mailbot.setup_wizard import dump_toml, run_init
 
+from . import helpers
 from .fakekeyring import FileKeyring, MemoryKeyring
 from .helpers import ROOT, env
 from .mailstack import MailStack
@@ -41,21 +42,7 @@ def _env(**extra: str) -> dict[str, str]:
 
 
 def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mailbot", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=120, env=_env(), cwd=str(ROOT),
-    )
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    oauth.reset()
-    yield backend
-    keyring.set_keyring(previous)
-    oauth.reset()
+    return helpers.cli(config, *args, extra_env=NO_KEYRING)
 
 
 @pytest.fixture

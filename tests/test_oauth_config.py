@@ -10,7 +10,6 @@ import hashlib
 import stat
 import tomllib
 import urllib.parse
-from collections.abc import Iterator
 from pathlib import Path
 
 import keyring
@@ -38,17 +37,6 @@ def oauth_problem(tmp_path: Path, oauth2: dict[str, str | None] | None,
     if oauth2 is not None:
         overrides["oauth2"] = oauth2
     return problem(tmp_path, overrides)
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    oauth.reset()
-    yield backend
-    keyring.set_keyring(previous)
-    oauth.reset()
 
 
 # --------------------------------------------------------------------------- loading

@@ -13,11 +13,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
-import keyring
 import pytest
 
 from mailbot import oauth
@@ -29,17 +27,6 @@ from mailbot.smtp import Outcome, check_login, send_raw
 from .fakekeyring import MemoryKeyring
 from .helpers import ROOT, cli, env
 from .mailstack import MailStack
-
-
-@pytest.fixture
-def memory_keyring() -> Iterator[MemoryKeyring]:
-    previous = keyring.get_keyring()
-    backend = MemoryKeyring()
-    keyring.set_keyring(backend)
-    oauth.reset()
-    yield backend
-    keyring.set_keyring(previous)
-    oauth.reset()
 
 
 def oauth_config(directory: Path, stack: MailStack, owner: str, client_id: str,

@@ -258,13 +258,20 @@ def test_the_journal_is_compacted_into_the_snapshot_once_it_outgrows_it(
         assert s.touchpoint_count() == 60
 
 
-def test_a_torn_last_journal_line_is_ignored_and_cut_by_the_next_writer(tmp_path: Path) -> None:
+def _snapshot_and_one_journal_line(tmp_path: Path) -> Path:
+    """Two commits: the first writes the snapshot, the second one journal line."""
     with Store(tmp_path) as s:
         s.add_touchpoints([tp("a@x", 1)])
         s.commit()
         s.add_touchpoints([tp("b@x", 2)])
         s.commit()
     journal = _journal(tmp_path)
+    assert journal.read_bytes().count(b"\n") == 1
+    return journal
+
+
+def test_a_torn_last_journal_line_is_ignored_and_cut_by_the_next_writer(tmp_path: Path) -> None:
+    journal = _snapshot_and_one_journal_line(tmp_path)
     good = journal.read_bytes()
     for torn in (b'{"touchpoints":{"3":{"key"', b'{"touchpoints":{"3":{"key"\n'):
         journal.write_bytes(good + torn)
@@ -283,12 +290,7 @@ def test_a_torn_last_journal_line_is_ignored_and_cut_by_the_next_writer(tmp_path
 
 def test_damage_in_the_middle_of_the_journal_is_refused_and_left_untouched(
         tmp_path: Path) -> None:
-    with Store(tmp_path) as s:
-        s.add_touchpoints([tp("a@x", 1)])
-        s.commit()
-        s.add_touchpoints([tp("b@x", 2)])
-        s.commit()
-    journal = _journal(tmp_path)
+    journal = _snapshot_and_one_journal_line(tmp_path)
     damaged = b'{"touchpoints": [\n' + journal.read_bytes()
     journal.write_bytes(damaged)
     with pytest.raises(StoreError, match=r"journal .* is damaged at byte 0"):
